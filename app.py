@@ -1,0 +1,89 @@
+"""Postmortem KB web application factory and the `kb` command-line entry point."""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from pathlib import Path
+from typing import Any
+
+import click
+from flask import Flask
+from sqlmodel import select
+
+from kb.cli import cli
+from kb.config import Config, load_config
+from kb.context import open_kb
+from kb.ingest import import_paths
+from kb.models import Postmortem
+from kb.reindex import heal_index
+
+ROOT = Path(__file__).resolve().parent
+REQUEST_OVERHEAD_BYTES = 64 * 1024  # room for form fields and JSON around the markdown itself
+
+
+def secret_key(config: Config) -> str:
+    """Return the configured secret key, or one generated once and kept in the data folder."""
+    if config.secret_key:
+        return config.secret_key
+    path = config.data_dir / "secret_key"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(secrets.token_hex(32))
+        path.chmod(0o600)
+    return path.read_text().strip()
+
+
+def create_app(overrides: dict[str, Any] | None = None) -> Flask:
+    """Create the web application; overrides replace KB_* settings (tests use this)."""
+    config = load_config(overrides)
+    kb = open_kb(config)
+    app = Flask(__name__, template_folder=str(ROOT / "templates"), static_folder=str(ROOT / "static"))
+    app.config.update(
+        SECRET_KEY=secret_key(config),
+        MAX_CONTENT_LENGTH=config.max_upload_bytes + REQUEST_OVERHEAD_BYTES,
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Lax",
+        JSON_SORT_KEYS=False,
+    )
+    app.extensions["kb"] = kb
+    from web import register
+
+    register(app)
+    healed = heal_index(kb)
+    if healed:
+        app.logger.info("reindexed %d postmortems left marked by an earlier failure", healed)
+    return app
+
+
+@cli.command("serve")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=5000, show_default=True, type=int)
+@click.option("--seed", "seed_dir", type=click.Path(file_okay=False),
+              help="Import this folder first when the knowledge base is empty.")
+@click.option("--threads", default=8, show_default=True, type=int)
+def serve_command(host: str, port: int, seed_dir: str | None, threads: int) -> None:
+    """Serve the web UI and JSON API with waitress (never in debug mode)."""
+    import waitress
+
+    app = create_app()
+    kb = app.extensions["kb"]
+    if seed_dir:
+        with kb.session() as session:
+            empty = session.exec(select(Postmortem.id).limit(1)).first() is None
+        if empty:
+            click.echo(f"Empty knowledge base: importing {seed_dir} ...")
+            report = import_paths(kb, [seed_dir])
+            click.echo("  ".join(f"{k}: {v}" for k, v in report.counts().items()))
+    logging.basicConfig(level=logging.INFO)
+    click.echo(f"Postmortem KB on http://{host}:{port}/  (Ctrl+C stops)")
+    waitress.serve(app, host=host, port=port, threads=threads)
+
+
+def main() -> None:
+    """Run the `kb` command line."""
+    cli()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""Postmortem KB domain: parsing, storage, indexing, search and trends, free of any web framework."""

@@ -1,0 +1,210 @@
+"""The `kb` command line: each command parses its options, calls the domain, and prints."""
+
+from __future__ import annotations
+
+import csv
+import json
+import sys
+
+import click
+from sqlmodel import func, select
+
+from kb.config import SETTINGS, load_config
+from kb.context import KnowledgeBase, open_kb
+from kb.errors import KBError, ParseError
+from kb.ingest import discover_files, import_files, tagger_input
+from kb.models import Postmortem
+from kb.parse import parse_file
+from kb.reindex import rebuild_index
+from kb.search import SORTS, search
+from kb.storage import label_counts
+from kb.trends import PERIODS, compute_trends
+from kb.users import create_user
+from nlp.taxonomy import TaxonomyError
+
+
+def settings_help() -> str:
+    lines = ["\b", "Settings (environment variables):"]
+    lines += [f"  {s.name} (default {s.default!r})\n      {s.help}" for s in SETTINGS]
+    return "\n".join(lines)
+
+
+class KBContext:
+    """Opens the knowledge base on first use, so `kb --help` stays fast."""
+
+    def __init__(self) -> None:
+        self._kb: KnowledgeBase | None = None
+
+    @property
+    def kb(self) -> KnowledgeBase:
+        if self._kb is None:
+            try:
+                self._kb = open_kb(load_config())
+            except (TaxonomyError, KBError, OSError) as error:
+                raise click.ClickException(str(error)) from None
+        return self._kb
+
+
+pass_kb = click.make_pass_decorator(KBContext, ensure=True)
+
+
+@click.group(epilog=settings_help())
+@click.version_option(package_name="postmortem-kb")
+def cli() -> None:
+    """Postmortem KB: import, tag, search and trend ML incident postmortems."""
+
+
+@cli.command("import")
+@click.argument("paths", nargs=-1, required=True, type=click.Path())
+@click.option("--dry-run", is_flag=True, help="Show what would happen without storing anything.")
+@pass_kb
+def import_command(ctx: KBContext, paths: tuple[str, ...], dry_run: bool) -> None:
+    """Import markdown postmortems from files and folders (recursively, *.md)."""
+    kb = ctx.kb
+    files, problems = discover_files(paths)
+    with click.progressbar(length=len(files), label="Importing", file=sys.stderr,
+                           show_pos=True, item_show_func=lambda r: r.path if r else None) as bar:
+        report = import_files(kb, files, problems=problems, dry_run=dry_run,
+                              on_progress=lambda result: bar.update(1, result))
+    if dry_run:
+        click.echo("Dry run: nothing was stored.")
+    counts = report.counts()
+    click.echo("  ".join(f"{name}: {count}" for name, count in counts.items()))
+    warned = [r for r in report.results if r.warnings and r.outcome != "failed"]
+    for result in warned:
+        for warning in result.warnings:
+            click.echo(f"warning  {result.path}: {warning}", err=True)
+    if report.failed:
+        click.echo("\nFailed files:", err=True)
+        for result in report.failed:
+            click.echo(f"  {result.path}: {result.reason}", err=True)
+        sys.exit(1)
+
+
+@cli.command("tag")
+@click.argument("files", nargs=-1, required=True, type=click.Path())
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
+@pass_kb
+def tag_command(ctx: KBContext, files: tuple[str, ...], fmt: str) -> None:
+    """Tag files with the machine's labels, without storing them (front-matter labels are ignored)."""
+    kb = ctx.kb
+    output, failed = [], False
+    for path in files:
+        try:
+            parsed = parse_file(path, max_bytes=kb.config.max_upload_bytes)
+        except ParseError as error:
+            click.echo(f"error  {error}", err=True)
+            failed = True
+            continue
+        suggestions = kb.tagger.tag(tagger_input(parsed))
+        entry = {"file": path, "title": parsed.title, "facets": [], "categories": []}
+        for s in suggestions:
+            key = "facets" if s.kind == "facet" else "categories"
+            entry[key].append({"label": s.label, "score": s.score, "evidence": s.evidence})
+        output.append(entry)
+    if fmt == "json":
+        click.echo(json.dumps(output, indent=2, ensure_ascii=False))
+    else:
+        for entry in output:
+            click.echo(f"{entry['file']}  ({entry['title']})")
+            for key in ("facets", "categories"):
+                for tag in entry[key]:
+                    first = tag["evidence"][0] if tag["evidence"] else ""
+                    click.echo(f"  {tag['label']:<24} {tag['score']:.2f}  {first}")
+    if failed:
+        sys.exit(1)
+
+
+@cli.command("search")
+@click.argument("query", nargs=-1)
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
+@click.option("--limit", type=click.IntRange(1, 100), default=10, show_default=True)
+@click.option("--sort", type=click.Choice(SORTS), default="relevance", show_default=True)
+@pass_kb
+def search_command(ctx: KBContext, query: tuple[str, ...], fmt: str, limit: int, sort: str) -> None:
+    """Search postmortems: words, "phrases", facet:, category:, severity:, service:, before:, after:."""
+    try:
+        results = search(ctx.kb, " ".join(query), per_page=limit, sort=sort)
+    except KBError as error:
+        raise click.ClickException(str(error)) from None
+    if fmt == "json":
+        data = results.as_dict()
+        click.echo(json.dumps({"total": data["total"], "hits": data["hits"]}, indent=2, ensure_ascii=False))
+        return
+    click.echo(f"{results.total} postmortems match")
+    for hit in results.hits:
+        tags = ", ".join(hit.facets + hit.categories)
+        click.echo(f"{hit.date or '----------'}  {hit.slug:<48} {hit.title}")
+        if tags:
+            click.echo(f"            tags: {tags}")
+
+
+@cli.command("reindex")
+@pass_kb
+def reindex_command(ctx: KBContext) -> None:
+    """Rebuild the search index from the database."""
+    count = rebuild_index(ctx.kb)
+    click.echo(f"indexed {count} postmortems")
+
+
+@cli.command("stats")
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
+@pass_kb
+def stats_command(ctx: KBContext, fmt: str) -> None:
+    """Show how many postmortems there are and how many cite each label."""
+    with ctx.kb.session() as session:
+        total = session.exec(select(func.count(Postmortem.id))).one()
+        counts = label_counts(session=session)
+    if fmt == "json":
+        click.echo(json.dumps({"postmortems": total, "labels": [
+            {"label": label, "kind": kind, "count": count} for label, kind, count in counts
+        ]}, indent=2))
+        return
+    click.echo(f"postmortems: {total}")
+    for label, kind, count in counts:
+        click.echo(f"  {kind:<9} {label:<24} {count}")
+
+
+@cli.command("trends")
+@click.option("--period", type=click.Choice(PERIODS), default="quarter", show_default=True)
+@click.option("--format", "fmt", type=click.Choice(["table", "json", "csv"]), default="table", show_default=True)
+@click.option("--confirmed-only", is_flag=True, help="Count only human-confirmed tags.")
+@pass_kb
+def trends_command(ctx: KBContext, period: str, fmt: str, confirmed_only: bool) -> None:
+    """Print postmortems per period and per label."""
+    with ctx.kb.session() as session:
+        trends = compute_trends(session=session, period=period, confirmed_only=confirmed_only)
+    if fmt == "json":
+        click.echo(json.dumps(trends.as_dict(), indent=2))
+        return
+    rows = [["label", "kind", *trends.periods], ["(postmortems)", "", *trends.totals.values()]]
+    for kind, labels in trends.labels.items():
+        rows += [[label, kind, *counts.values()] for label, counts in labels.items()]
+    if fmt == "csv":
+        csv.writer(sys.stdout, lineterminator="\n").writerows(rows)
+        return
+    widths = [max(len(str(row[i])) for row in rows) for i in range(len(rows[0]))]
+    for row in rows:
+        click.echo("  ".join(str(cell).rjust(w) if i > 1 else str(cell).ljust(w)
+                             for i, (cell, w) in enumerate(zip(row, widths, strict=True))))
+
+
+@cli.group("user")
+def user_group() -> None:
+    """Manage the people who may write."""
+
+
+@user_group.command("add")
+@click.argument("name")
+@click.password_option(help="The user's password (asked for when not given).")
+@pass_kb
+def user_add(ctx: KBContext, name: str, password: str) -> None:
+    """Create a user and print their API token."""
+    with ctx.kb.session() as session:
+        try:
+            _user, token = create_user(session=session, name=name, password=password)
+        except KBError as error:
+            raise click.ClickException(str(error)) from None
+        session.commit()
+    click.echo(f"created user {name!r}")
+    click.echo(f"API token (shown once; send it as 'Authorization: Bearer <token>'): {token}")

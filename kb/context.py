@@ -1,0 +1,63 @@
+"""The knowledge base as one object: configuration, database engine, search index and tagger."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy.engine import Engine
+from sqlmodel import Session
+
+from kb.config import Config
+from kb.index import SearchIndex
+from kb.storage import init_db, make_engine, sync_labels
+
+
+@dataclass
+class KnowledgeBase:
+    """What every command and request needs; the tagger is built on first use by its factory."""
+
+    config: Config
+    engine: Engine
+    index: SearchIndex
+    labels: dict[str, str]  # label id -> kind
+    descriptions: dict[str, str]
+    tagger_factory: Callable[[], Any]
+    _tagger: Any = field(default=None, repr=False)
+
+    @property
+    def tagger(self) -> Any:
+        if self._tagger is None:
+            self._tagger = self.tagger_factory()
+        return self._tagger
+
+    def session(self) -> Session:
+        """Return a new database session; the caller commits and closes it."""
+        return Session(self.engine, expire_on_commit=False)
+
+    def labels_of_kind(self, kind: str) -> list[str]:
+        """Return the label ids of one kind, in taxonomy order."""
+        return [label_id for label_id, k in self.labels.items() if k == kind]
+
+
+def open_kb(config: Config) -> KnowledgeBase:
+    """Open (creating when missing) the database and index that config names."""
+    from nlp.tagger import RuleTagger
+    from nlp.taxonomy import load_taxonomy
+
+    taxonomy = load_taxonomy(config.taxonomy)
+    config.data_dir.mkdir(parents=True, exist_ok=True)
+    engine = make_engine(config.database_url)
+    init_db(engine)
+    with Session(engine) as session:
+        sync_labels(session=session, labels=[(x.id, x.kind, x.description) for x in taxonomy.labels])
+        session.commit()
+    return KnowledgeBase(
+        config=config,
+        engine=engine,
+        index=SearchIndex(config.index_dir),
+        labels={label.id: label.kind for label in taxonomy.labels},
+        descriptions={label.id: label.description for label in taxonomy.labels},
+        tagger_factory=lambda: RuleTagger(taxonomy),
+    )

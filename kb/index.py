@@ -1,0 +1,128 @@
+"""The Whoosh index: a derived, rebuildable copy of the database made for full-text search."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterable
+from datetime import date, datetime
+from pathlib import Path
+
+from whoosh import index as whoosh_index
+from whoosh.analysis import StemmingAnalyzer
+from whoosh.fields import DATETIME, ID, KEYWORD, NUMERIC, TEXT, Schema
+
+from kb.models import Postmortem
+
+WRITER_TIMEOUT_S = 60.0  # Whoosh allows one writer: wait this long for the lock before failing.
+SEVERITY_RANK = {"SEV1": 1, "SEV2": 2, "SEV3": 3, "SEV4": 4}
+
+
+def make_schema() -> Schema:
+    """Return the index schema; title and root cause weigh more than the rest of the text."""
+    text = StemmingAnalyzer()
+    return Schema(
+        slug=ID(stored=True, unique=True),
+        title=TEXT(analyzer=text, stored=True, field_boost=3.0),
+        summary=TEXT(analyzer=text, stored=True, field_boost=1.5),
+        root_cause=TEXT(analyzer=text, stored=True, field_boost=2.0),
+        body=TEXT(analyzer=text, stored=True),
+        facet=KEYWORD(commas=True, lowercase=True, stored=True, scorable=False),
+        category=KEYWORD(commas=True, lowercase=True, stored=True, scorable=False),
+        service=KEYWORD(commas=True, lowercase=True, stored=True, scorable=False),
+        severity=ID(stored=True),
+        sev_rank=NUMERIC(sortable=True),
+        date=DATETIME(stored=True, sortable=True),
+    )
+
+
+def document_for(postmortem: Postmortem, facets: list[str], categories: list[str]) -> dict:
+    """Return the index document of a postmortem and its active labels."""
+    sections = postmortem.sections or {}
+    root_cause = "\n\n".join(
+        sections[key] for key in ("root_cause", "contributing_factors") if sections.get(key)
+    )
+    doc = {
+        "slug": postmortem.slug,
+        "title": postmortem.title,
+        "summary": postmortem.summary,
+        "root_cause": root_cause,
+        "body": postmortem.body,
+        "facet": ",".join(facets),
+        "category": ",".join(categories),
+        "service": ",".join(postmortem.services),
+        "severity": postmortem.severity.lower(),
+        "sev_rank": SEVERITY_RANK.get(postmortem.severity, 9),
+    }
+    if postmortem.incident_date:
+        day: date = postmortem.incident_date
+        doc["date"] = datetime(day.year, day.month, day.day)
+    return doc
+
+
+class SearchIndex:
+    """A Whoosh index in a folder, created on first use."""
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        self._index = None
+
+    @property
+    def index(self):
+        if self._index is None:
+            self.path.mkdir(parents=True, exist_ok=True)
+            if whoosh_index.exists_in(str(self.path)):
+                self._index = whoosh_index.open_dir(str(self.path))
+            else:
+                self._index = whoosh_index.create_in(str(self.path), make_schema())
+        return self._index
+
+    def searcher(self):
+        """Return a searcher on the newest committed state of the index."""
+        return self.index.searcher()
+
+    def upsert(self, documents: Iterable[dict]) -> int:
+        """Add or replace documents by slug in one commit; return how many were written."""
+        count = 0
+        writer = self.index.writer(timeout=WRITER_TIMEOUT_S)
+        try:
+            for document in documents:
+                writer.update_document(**document)
+                count += 1
+        except BaseException:
+            writer.cancel()
+            raise
+        writer.commit()
+        return count
+
+    def delete(self, slugs: Iterable[str]) -> None:
+        """Remove documents by slug."""
+        writer = self.index.writer(timeout=WRITER_TIMEOUT_S)
+        for slug in slugs:
+            writer.delete_by_term("slug", slug)
+        writer.commit()
+
+    def rebuild(self, documents: Iterable[dict]) -> int:
+        """Replace the whole index with these documents."""
+        if self._index is not None:
+            self._index.close()
+            self._index = None
+        if self.path.exists():
+            shutil.rmtree(self.path)
+        self.path.mkdir(parents=True)
+        self._index = whoosh_index.create_in(str(self.path), make_schema())
+        count = 0
+        writer = self.index.writer(timeout=WRITER_TIMEOUT_S, limitmb=128)
+        for document in documents:
+            writer.add_document(**document)
+            count += 1
+        writer.commit(optimize=True)
+        return count
+
+    def slugs(self) -> set[str]:
+        """Return the slug of every document in the index."""
+        with self.searcher() as searcher:
+            return {fields["slug"] for fields in searcher.all_stored_fields()}
+
+    def doc_count(self) -> int:
+        """Return how many documents the index holds."""
+        return self.index.doc_count()

@@ -1,0 +1,353 @@
+"""Turn a markdown postmortem (YAML front matter optional) into a ParsedPostmortem."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import unicodedata
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from kb.errors import ParseError
+
+DATE_RE = re.compile(r"(?<!\d)(\d{4})-(\d{2})-(\d{2})(?!\d)")
+DATE_LINE_RE = re.compile(r"^\s*[*_]*\s*date\s*[*_]*\s*:\s*[*_]*\s*(.+?)\s*$", re.IGNORECASE)
+HEADING_RE = re.compile(r"^(#{1,6})\s+(.+?)\s*#*\s*$")
+
+# Canonical section keys, with the heading words that name them. The first key whose phrase
+# occurs in a normalised heading wins, so more specific phrases come first.
+SECTION_NAMES: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("contributing_factors", ("contributing", "what went wrong", "factors")),
+    ("root_cause", ("root cause", "cause", "why", "trigger", "analysis")),
+    ("lessons_learned", ("lesson", "learning", "went well", "got lucky", "takeaway", "reflection")),
+    ("action_items", ("action", "follow up", "followup", "next step", "todo", "to do", "remediation items")),
+    ("timeline", ("timeline", "sequence of events", "chronology")),
+    ("impact", ("impact",)),
+    ("detection", ("detection", "detected", "found out", "discovery")),
+    ("resolution", ("resolution", "mitigation", "recovery", "fix", "remediation", "response")),
+    ("background", ("background", "context")),
+    ("summary", ("summary", "overview", "tl;dr", "tldr", "what happened", "description")),
+)
+
+SEVERITY_WORDS = {"critical": "SEV1", "high": "SEV2", "major": "SEV2", "medium": "SEV3",
+                  "moderate": "SEV3", "minor": "SEV4", "low": "SEV4"}
+
+
+@dataclass
+class Section:
+    heading: str
+    key: str
+    text: str
+
+
+@dataclass
+class ParsedPostmortem:
+    slug: str
+    title: str
+    summary: str
+    body: str
+    incident_date: date | None
+    severity: str
+    services: list[str]
+    authors: list[str]
+    sections: list[Section]
+    source_path: str
+    content_hash: str
+    started_at: datetime | None = None
+    detected_at: datetime | None = None
+    resolved_at: datetime | None = None
+    human_labels: dict[str, list[str]] = field(default_factory=lambda: {"facets": [], "categories": []})
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def text(self) -> str:
+        """Return the title and body, the text the tagger reads."""
+        return f"{self.title}\n\n{self.body}"
+
+    def section_texts(self) -> dict[str, str]:
+        """Return the text of each canonical section, joined when a key repeats."""
+        merged: dict[str, list[str]] = {}
+        for section in self.sections:
+            merged.setdefault(section.key, []).append(section.text)
+        return {key: "\n\n".join(parts).strip() for key, parts in merged.items()}
+
+
+def slugify(text: str, max_length: int = 120) -> str:
+    """Return a lower-case kebab-case slug of text."""
+    ascii_text = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode()
+    slug = re.sub(r"[^a-z0-9]+", "-", ascii_text.lower()).strip("-")
+    return slug[:max_length].rstrip("-") or "postmortem"
+
+
+def section_key(heading: str) -> str:
+    """Return the canonical key of a section heading, or 'other'."""
+    words = re.sub(r"[^a-z0-9;]+", " ", heading.lower().replace("-", " ")).strip()
+    words = re.sub(r"^\d+\s*", "", words)
+    for key, phrases in SECTION_NAMES:
+        if any(phrase in words for phrase in phrases):
+            return key
+    return "other"
+
+
+def normalise_severity(value: Any) -> str | None:
+    """Return SEV1..SEV4 for the many ways people write severity, '' for none, None if unknown."""
+    if value is None or value == "":
+        return ""
+    text = str(value).strip().lower()
+    if text in SEVERITY_WORDS:
+        return SEVERITY_WORDS[text]
+    match = re.fullmatch(r"(?:sev|severity|p|priority)?[\s\-_]*([0-9])", text)
+    if match:
+        level = int(match.group(1))
+        if level == 0:
+            return "SEV1"
+        if 1 <= level <= 4:
+            return f"SEV{level}"
+    return None
+
+
+def decode_bytes(raw: bytes, path: str) -> tuple[str, list[str]]:
+    """Decode file bytes as UTF-8 (with or without BOM), falling back to cp1252 with a warning."""
+    if b"\x00" in raw:
+        raise ParseError(path, None, "binary file (contains NUL bytes), not markdown")
+    try:
+        return raw.decode("utf-8-sig"), []
+    except UnicodeDecodeError as utf8_error:
+        try:
+            text = raw.decode("cp1252")
+        except UnicodeDecodeError:
+            line = raw[: utf8_error.start].count(b"\n") + 1
+            raise ParseError(path, line, "not valid UTF-8 text") from None
+        line = raw[: utf8_error.start].count(b"\n") + 1
+        return text, [f"line {line}: not valid UTF-8; read as Windows-1252"]
+
+
+def split_front_matter(text: str, path: str) -> tuple[dict[str, Any], str, int]:
+    """Return (front matter, body, line number where the body starts)."""
+    lines = text.split("\n")
+    if not lines or lines[0].strip() != "---":
+        return {}, text, 1
+    for index in range(1, len(lines)):
+        if lines[index].strip() in ("---", "..."):
+            block = "\n".join(lines[1:index])
+            try:
+                data = yaml.safe_load(block) if block.strip() else {}
+            except yaml.YAMLError as error:
+                mark = getattr(error, "problem_mark", None)
+                line = mark.line + 2 if mark is not None else 1
+                problem = getattr(error, "problem", None) or "invalid YAML"
+                raise ParseError(path, line, f"front matter is not valid YAML: {problem}") from None
+            if data is None:
+                data = {}
+            if not isinstance(data, dict):
+                raise ParseError(path, 2, "front matter must be a mapping of keys to values")
+            return data, "\n".join(lines[index + 1 :]), index + 2
+    raise ParseError(path, 1, "front matter opened with '---' is never closed")
+
+
+def _as_list(value: Any, key: str, warnings: list[str]) -> list[str]:
+    if value is None or value == "":
+        return []
+    if isinstance(value, str):
+        return [part.strip() for part in value.split(",") if part.strip()]
+    if isinstance(value, list | tuple):
+        return [str(item).strip() for item in value if item is not None and str(item).strip()]
+    warnings.append(f"front matter '{key}' should be a list; ignored")
+    return []
+
+
+def _as_text(value: Any, key: str, warnings: list[str]) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, list | dict):
+        warnings.append(f"front matter '{key}' should be text; ignored")
+        return ""
+    return str(value).strip()
+
+
+def parse_date(value: Any) -> date | None:
+    """Return a date from a date, datetime or ISO-like string, else None."""
+    if isinstance(value, datetime):
+        return value.date()
+    if isinstance(value, date):
+        return value
+    if isinstance(value, str):
+        match = DATE_RE.search(value)
+        if match:
+            try:
+                return date(*(int(part) for part in match.groups()))
+            except ValueError:
+                return None
+    return None
+
+
+def parse_datetime(value: Any) -> datetime | None:
+    """Return a UTC datetime from a datetime, date or ISO string (UTC when no zone is given), else None."""
+    if isinstance(value, datetime):
+        return _to_utc(value)
+    if isinstance(value, date):
+        return datetime(value.year, value.month, value.day, tzinfo=UTC)
+    if isinstance(value, str):
+        text = value.strip().replace(" ", "T", 1)
+        if text.endswith("Z"):
+            text = text[:-1] + "+00:00"
+        try:
+            parsed = datetime.fromisoformat(text)
+        except ValueError:
+            return None
+        return _to_utc(parsed)
+    return None
+
+
+def _to_utc(value: datetime) -> datetime:
+    if value.tzinfo is None:
+        return value.replace(tzinfo=UTC)
+    return value.astimezone(UTC)
+
+
+def split_sections(body: str) -> tuple[str | None, list[Section]]:
+    """Return the first level-1 heading and the body's sections (text before any heading is 'summary')."""
+    title = None
+    sections: list[Section] = []
+    heading, key, buffer = "", "summary", []
+    in_code = False
+
+    def flush() -> None:
+        text = "\n".join(buffer).strip()
+        if text:
+            sections.append(Section(heading=heading, key=key, text=text))
+
+    for line in body.split("\n"):
+        if line.lstrip().startswith(("```", "~~~")):
+            in_code = not in_code
+        match = None if in_code else HEADING_RE.match(line)
+        if match:
+            level, name = len(match.group(1)), match.group(2).strip()
+            if level == 1 and title is None and not sections and not "".join(buffer).strip():
+                title = name
+                continue
+            flush()
+            heading, key, buffer = name, section_key(name), []
+        else:
+            buffer.append(line)
+    flush()
+    return title, sections
+
+
+def first_paragraph(text: str, limit: int = 400) -> str:
+    """Return the first prose paragraph of markdown text, shortened to limit characters."""
+    for block in re.split(r"\n\s*\n", text):
+        lines = [ln.strip() for ln in block.strip().split("\n")]
+        if not lines or not lines[0] or lines[0].startswith(("|", "#", "```", "---")):
+            continue
+        if DATE_LINE_RE.match(lines[0]) and len(lines) == 1:
+            continue
+        paragraph = " ".join(ln.lstrip("-*> ").strip() for ln in lines)
+        paragraph = re.sub(r"[*_`]+", "", paragraph).strip()
+        if len(paragraph) > limit:
+            paragraph = paragraph[:limit].rsplit(" ", 1)[0] + "…"
+        if paragraph:
+            return paragraph
+    return ""
+
+
+def parse_text(text: str, *, path: str = "<input>", content_hash: str | None = None,
+               warnings: list[str] | None = None) -> ParsedPostmortem:
+    """Parse postmortem markdown text; path is used for messages, the slug and the date fallback."""
+    warnings = list(warnings or [])
+    text = text.replace("\r\n", "\n").replace("\r", "\n")
+    if not text.strip():
+        raise ParseError(path, None, "file is empty")
+    meta, body, _body_line = split_front_matter(text, path)
+    heading_title, sections = split_sections(body)
+    if not body.strip():
+        raise ParseError(path, None, "file holds front matter but no postmortem text")
+
+    stem = Path(path).stem if path != "<input>" else ""
+    title = _as_text(meta.get("title"), "title", warnings) or heading_title
+    if not title:
+        title = re.sub(r"^\d{4}-\d{2}-\d{2}[-_ ]*", "", stem).replace("-", " ").replace("_", " ").strip()
+        title = title[:1].upper() + title[1:] if title else "Untitled postmortem"
+
+    incident_date = None
+    if meta.get("date") not in (None, ""):
+        incident_date = parse_date(meta["date"])
+        if incident_date is None:
+            warnings.append(f"front matter 'date' {meta['date']!r} is not a date (YYYY-MM-DD); ignored")
+    if incident_date is None:
+        for line in body.split("\n")[:40]:
+            match = DATE_LINE_RE.match(line)
+            if match and (found := parse_date(match.group(1))):
+                incident_date = found
+                break
+    if incident_date is None and stem:
+        incident_date = parse_date(stem)
+
+    severity = normalise_severity(meta.get("severity"))
+    if severity is None:
+        warnings.append(f"front matter 'severity' {meta.get('severity')!r} is not SEV1-SEV4; ignored")
+        severity = ""
+
+    times = {}
+    for key in ("started", "detected", "resolved"):
+        raw = meta.get(key)
+        times[key] = parse_datetime(raw) if raw not in (None, "") else None
+        if raw not in (None, "") and times[key] is None:
+            warnings.append(f"front matter '{key}' {raw!r} is not a date and time; ignored")
+
+    if heading_title and heading_title == title:
+        # The heading is the title: drop it so pages do not show the title twice.
+        body = HEADING_RE.sub("", body.lstrip("\n"), count=1)
+
+    slug_source = _as_text(meta.get("slug"), "slug", warnings) or stem or title
+    summary = _as_text(meta.get("summary"), "summary", warnings)
+    if not summary:
+        summary_sections = [s.text for s in sections if s.key == "summary"]
+        summary = first_paragraph(summary_sections[0] if summary_sections else body)
+
+    return ParsedPostmortem(
+        slug=slugify(slug_source),
+        title=title,
+        summary=summary,
+        body=body.strip("\n"),
+        incident_date=incident_date,
+        severity=severity,
+        services=_as_list(meta.get("services", meta.get("service")), "services", warnings),
+        authors=_as_list(meta.get("authors", meta.get("author")), "authors", warnings),
+        sections=sections,
+        source_path=path if path != "<input>" else "",
+        content_hash=content_hash or hashlib.sha256(text.encode()).hexdigest(),
+        started_at=times["started"],
+        detected_at=times["detected"],
+        resolved_at=times["resolved"],
+        human_labels={
+            "facets": [slugify(x, 64) for x in _as_list(meta.get("facets"), "facets", warnings)],
+            "categories": [slugify(x, 64) for x in _as_list(meta.get("categories"), "categories", warnings)],
+        },
+        warnings=warnings,
+    )
+
+
+def parse_bytes(raw: bytes, *, path: str = "<input>", max_bytes: int | None = None) -> ParsedPostmortem:
+    """Parse the bytes of a postmortem file."""
+    if max_bytes is not None and len(raw) > max_bytes:
+        raise ParseError(path, None, f"file is {len(raw):,} bytes, over the {max_bytes:,}-byte limit")
+    text, warnings = decode_bytes(raw, path)
+    return parse_text(text, path=path, content_hash=hashlib.sha256(raw).hexdigest(), warnings=warnings)
+
+
+def parse_file(path: str | Path, *, max_bytes: int | None = None) -> ParsedPostmortem:
+    """Read and parse a postmortem file."""
+    path = Path(path)
+    try:
+        if max_bytes is not None and path.stat().st_size > max_bytes:
+            size = path.stat().st_size
+            raise ParseError(path, None, f"file is {size:,} bytes, over the {max_bytes:,}-byte limit")
+        raw = path.read_bytes()
+    except OSError as error:
+        raise ParseError(path, None, f"cannot read file: {error.strerror or error}") from None
+    return parse_bytes(raw, path=str(path), max_bytes=max_bytes)

@@ -1,0 +1,72 @@
+"""Keep the search index in step with the database, which is the truth."""
+
+from __future__ import annotations
+
+import logging
+
+from sqlmodel import select
+
+from kb.context import KnowledgeBase
+from kb.index import document_for
+from kb.models import Postmortem
+from kb.storage import active_labels, tags_for
+
+log = logging.getLogger(__name__)
+BATCH = 500
+
+
+def _documents(session, postmortems: list[Postmortem]) -> list[dict]:
+    tags = tags_for(session=session, postmortem_ids=[pm.id for pm in postmortems])
+    return [
+        document_for(pm, active_labels(tags[pm.id], "facet"), active_labels(tags[pm.id], "category"))
+        for pm in postmortems
+    ]
+
+
+def index_postmortems(kb: KnowledgeBase, postmortem_ids: list[int]) -> bool:
+    """Write these postmortems to the index after their commit; on failure leave them marked."""
+    with kb.session() as session:
+        rows = list(session.exec(select(Postmortem).where(Postmortem.id.in_(postmortem_ids))))
+        try:
+            kb.index.upsert(_documents(session, rows))
+        except Exception:  # the database commit stands; the marked rows are healed later
+            log.exception("indexing failed; %d postmortems stay marked for reindexing", len(rows))
+            return False
+        for row in rows:
+            row.needs_reindex = False
+            session.add(row)
+        session.commit()
+    return True
+
+
+def heal_index(kb: KnowledgeBase) -> int:
+    """Index every postmortem still marked for reindexing; return how many."""
+    with kb.session() as session:
+        ids = list(session.exec(select(Postmortem.id).where(Postmortem.needs_reindex == True)))  # noqa: E712
+    for start in range(0, len(ids), BATCH):
+        index_postmortems(kb, ids[start : start + BATCH])
+    return len(ids)
+
+
+def rebuild_index(kb: KnowledgeBase) -> int:
+    """Rebuild the whole index from the database; return how many documents it holds."""
+
+    def generate():
+        with kb.session() as session:
+            last_id = 0
+            while True:
+                rows = list(session.exec(
+                    select(Postmortem).where(Postmortem.id > last_id).order_by(Postmortem.id).limit(BATCH)
+                ))
+                if not rows:
+                    return
+                yield from _documents(session, rows)
+                last_id = rows[-1].id
+
+    count = kb.index.rebuild(generate())
+    with kb.session() as session:
+        for row in session.exec(select(Postmortem).where(Postmortem.needs_reindex == True)):  # noqa: E712
+            row.needs_reindex = False
+            session.add(row)
+        session.commit()
+    return count

@@ -1,0 +1,185 @@
+"""Full-text search over the index: query parsing, filters, ranking, snippets and similar incidents."""
+
+from __future__ import annotations
+
+import html
+import re
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from whoosh import qparser, sorting
+from whoosh.highlight import ContextFragmenter, HtmlFormatter
+from whoosh.query import And, DateRange, Every, Or, Query, Term
+
+from kb.context import KnowledgeBase
+from kb.errors import InvalidQuery, NotFound
+
+TEXT_FIELDS = ("title", "summary", "root_cause", "body")
+FILTER_FIELDS = {"facet": "facet", "category": "category", "severity": "severity", "service": "service"}
+ALIASES = {"facet": ["facets"], "category": ["categories", "cat"], "service": ["services"], "severity": ["sev"]}
+DATE_FILTER_RE = re.compile(r"\b(before|after):(\S+)", re.IGNORECASE)
+SORTS = ("relevance", "newest", "severity")
+MAX_PER_PAGE = 100
+
+
+@dataclass
+class SearchHit:
+    slug: str
+    title: str
+    date: str | None
+    score: float
+    severity: str
+    facets: list[str]
+    categories: list[str]
+    highlight: str  # HTML, escaped by the highlighter; only <mark> comes from us
+
+    def as_dict(self) -> dict:
+        return {
+            "slug": self.slug, "title": self.title, "date": self.date, "score": round(self.score, 4),
+            "severity": self.severity.upper(), "facets": self.facets, "categories": self.categories,
+            "highlight": self.highlight,
+        }
+
+
+@dataclass
+class SearchResults:
+    total: int
+    hits: list[SearchHit]
+    page: int
+    per_page: int
+    counts: dict[str, dict[str, int]] = field(default_factory=dict)
+
+    @property
+    def pages(self) -> int:
+        return max(1, -(-self.total // self.per_page))
+
+    def as_dict(self) -> dict:
+        return {"total": self.total, "page": self.page, "per_page": self.per_page,
+                "hits": [hit.as_dict() for hit in self.hits], "counts": self.counts}
+
+
+def _parse_date(text: str, name: str) -> datetime:
+    try:
+        return datetime.strptime(text, "%Y-%m-%d")
+    except ValueError:
+        raise InvalidQuery(f"{name}: needs a date written YYYY-MM-DD, not {text!r}") from None
+
+
+def _check_balanced(text: str) -> None:
+    if text.count('"') % 2:
+        raise InvalidQuery('the query has an unmatched double quote (")')
+    depth = 0
+    for char in text:
+        depth += {"(": 1, ")": -1}.get(char, 0)
+        if depth < 0:
+            raise InvalidQuery("the query closes a parenthesis it never opened")
+    if depth:
+        raise InvalidQuery("the query opens a parenthesis it never closes")
+
+
+def build_query(
+    schema,
+    q: str,
+    *,
+    facets=(), categories=(), severities=(), services=(), after: str | None = None, before: str | None = None,
+) -> Query:
+    """Return the Whoosh query for a query string and sidebar filters (AND across, OR within)."""
+    q = (q or "").strip()
+    _check_balanced(q)
+    dates = {"after": after, "before": before}
+    for name, value in DATE_FILTER_RE.findall(q):
+        dates[name.lower()] = value
+    text = DATE_FILTER_RE.sub(" ", q).strip()
+    parts: list[Query] = []
+    if text:
+        parser = qparser.MultifieldParser(list(TEXT_FIELDS), schema, group=qparser.AndGroup)
+        parser.add_plugin(qparser.FieldAliasPlugin(ALIASES))
+        try:
+            parts.append(parser.parse(text))
+        except Exception as error:  # whoosh raises assorted errors on odd input
+            raise InvalidQuery(f"cannot understand the query: {error}") from None
+    filters = {"facet": facets, "category": categories, "severity": severities, "service": services}
+    for field_name, values in filters.items():
+        values = [v.strip().lower() for v in values if v and v.strip()]
+        if values:
+            parts.append(Or([Term(field_name, value) for value in values]))
+    start = _parse_date(dates["after"], "after") if dates["after"] else None
+    end = _parse_date(dates["before"], "before") if dates["before"] else None
+    if start and end and start > end:
+        raise InvalidQuery("after: is later than before:, so nothing can match")
+    if start or end:
+        parts.append(DateRange("date", start, end))
+    if not parts:
+        return Every()
+    return parts[0] if len(parts) == 1 else And(parts)
+
+
+def search(
+    kb: KnowledgeBase,
+    q: str = "",
+    *,
+    facets=(), categories=(), severities=(), services=(), after=None, before=None,
+    sort: str = "relevance", page: int = 1, per_page: int = 10, with_counts: bool = False,
+) -> SearchResults:
+    """Search the index; raise InvalidQuery for a query or filter that cannot be understood."""
+    if sort not in SORTS:
+        raise InvalidQuery(f"sort must be one of {', '.join(SORTS)}")
+    page, per_page = max(1, int(page)), max(1, min(MAX_PER_PAGE, int(per_page)))
+    index = kb.index.index
+    query = build_query(index.schema, q, facets=facets, categories=categories, severities=severities,
+                        services=services, after=after, before=before)
+    kwargs: dict = {}
+    if sort == "newest" or (sort == "relevance" and isinstance(query, Every)):
+        kwargs = {"sortedby": sorting.FieldFacet("date", reverse=True)}
+    elif sort == "severity":
+        kwargs = {"sortedby": [sorting.FieldFacet("sev_rank"), sorting.FieldFacet("date", reverse=True)]}
+    if with_counts:
+        kwargs["groupedby"] = {
+            name: sorting.FieldFacet(name, allow_overlap=True) for name in ("facet", "category", "severity")
+        }
+        kwargs["maptype"] = sorting.Count
+    with kb.index.searcher() as searcher:
+        results = searcher.search_page(query, page, pagelen=per_page, terms=True, **kwargs)
+        results.results.fragmenter = ContextFragmenter(maxchars=240, surround=70)
+        results.results.formatter = HtmlFormatter(tagname="mark", between=" … ")
+        hits = [_hit(hit) for hit in results]
+        counts = {}
+        if with_counts:
+            counts = {name: _sorted_counts(results.results.groups(name)) for name in ("facet", "category", "severity")}
+        return SearchResults(total=len(results.results), hits=hits, page=page, per_page=per_page, counts=counts)
+
+
+def _sorted_counts(groups: dict) -> dict[str, int]:
+    return dict(sorted(((str(k), v) for k, v in groups.items() if k), key=lambda kv: (-kv[1], kv[0])))
+
+
+def _split(value: str | None) -> list[str]:
+    return [part for part in (value or "").split(",") if part]
+
+
+def _hit(hit) -> SearchHit:
+    fields = hit.fields()
+    highlight = ""
+    for name in ("root_cause", "summary", "body"):
+        highlight = hit.highlights(name, top=2)
+        if highlight:
+            break
+    if not highlight:
+        summary = fields.get("summary", "")
+        highlight = html.escape(summary[:240] + ("…" if len(summary) > 240 else ""), quote=False)
+    day = fields.get("date")
+    return SearchHit(
+        slug=fields["slug"], title=fields["title"], date=day.date().isoformat() if day else None,
+        score=float(hit.score or 0.0), severity=fields.get("severity", ""),
+        facets=_split(fields.get("facet")), categories=_split(fields.get("category")), highlight=highlight,
+    )
+
+
+def similar(kb: KnowledgeBase, slug: str, *, limit: int = 5) -> list[SearchHit]:
+    """Return the postmortems whose text is most like this one's."""
+    with kb.index.searcher() as searcher:
+        docnum = searcher.document_number(slug=slug)
+        if docnum is None:
+            raise NotFound(f"no indexed postmortem with slug {slug!r}")
+        results = searcher.more_like(docnum, "body", top=limit, numterms=25)
+        return [_hit(hit) for hit in results]

@@ -1,0 +1,1 @@
+"""Tagging of postmortem text with Star Model facets and ML failure categories; spaCy only."""

@@ -1,0 +1,9 @@
+// Press "/" anywhere outside a text field to jump to the search box.
+document.addEventListener("keydown", (event) => {
+  if (event.key !== "/" || event.ctrlKey || event.metaKey || event.altKey) return;
+  const target = event.target;
+  if (target.isContentEditable || ["INPUT", "TEXTAREA", "SELECT"].includes(target.tagName)) return;
+  const boxes = document.querySelectorAll("[data-search-box]");
+  const box = boxes[boxes.length - 1];
+  if (box) { event.preventDefault(); box.focus(); box.select(); }
+});

@@ -1,0 +1,46 @@
+"""Fixtures: a fresh app, knowledge base and data folder per test; no network."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from app import create_app
+
+ROOT = Path(__file__).resolve().parent.parent
+SEED = ROOT / "seed_data"
+
+
+@pytest.fixture
+def app(tmp_path):
+    app = create_app({"KB_DATA_DIR": str(tmp_path / "data"), "KB_SECRET_KEY": "test-secret"})
+    app.config.update(TESTING=True)
+    yield app
+    app.extensions["kb"].engine.dispose()
+
+
+@pytest.fixture
+def kb(app):
+    return app.extensions["kb"]
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
+
+
+@pytest.fixture
+def write_md(tmp_path):
+    """Write a markdown file under tmp_path/docs and return its path."""
+
+    def write(name: str, text: str | bytes) -> Path:
+        path = tmp_path / "docs" / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if isinstance(text, bytes):
+            path.write_bytes(text)
+        else:
+            path.write_text(text, encoding="utf-8")
+        return path
+
+    return write

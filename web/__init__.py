@@ -1,0 +1,15 @@
+"""Flask blueprints: HTML pages and the JSON API, thin shells over the kb domain."""
+
+from __future__ import annotations
+
+from flask import Flask
+
+
+def register(app: Flask) -> None:
+    """Register the blueprints, template helpers and error handlers on app."""
+    from web import api, auth, pages
+
+    auth.init_app(app)
+    app.register_blueprint(pages.bp)
+    app.register_blueprint(api.bp, url_prefix="/api")
+    pages.register_error_pages(app)

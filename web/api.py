@@ -1,0 +1,80 @@
+"""The JSON API: search, postmortems, labels and trends."""
+
+from __future__ import annotations
+
+from flask import Blueprint, jsonify, request
+
+from kb.errors import Conflict, KBError, ParseError
+from kb.ingest import import_markdown
+from kb.search import search
+from kb.storage import get_postmortem, list_postmortems, postmortem_record, tags_for
+from kb.trends import compute_trends
+from web.auth import api_write, current_kb
+from web.pages import search_args
+
+bp = Blueprint("api", __name__)
+
+
+@bp.errorhandler(KBError)
+def kb_error(error: KBError):
+    status = 409 if isinstance(error, Conflict) else 400
+    body = {"error": str(error)}
+    if isinstance(error, ParseError):
+        body.update(file=error.path, line=error.line, reason=error.reason)
+    return jsonify(body), status
+
+
+@bp.get("/search")
+def api_search():
+    return jsonify(search(current_kb(), with_counts=True, **search_args()).as_dict())
+
+
+@bp.get("/postmortems")
+def api_list():
+    limit = max(1, min(200, request.args.get("limit", 50, type=int) or 50))
+    offset = max(0, request.args.get("offset", 0, type=int) or 0)
+    with current_kb().session() as db:
+        rows = list_postmortems(session=db, limit=limit, offset=offset)
+        tags = tags_for(session=db, postmortem_ids=[pm.id for pm in rows])
+        items = [postmortem_record(pm, tags[pm.id], body=False) for pm in rows]
+    return jsonify({"limit": limit, "offset": offset, "postmortems": items})
+
+
+@bp.post("/postmortems")
+@api_write
+def api_create():
+    """Create a postmortem from JSON {"markdown": ..., "filename": ...} or a raw markdown body."""
+    if request.is_json:
+        payload = request.get_json(silent=True)
+        if not isinstance(payload, dict) or not isinstance(payload.get("markdown"), str):
+            return jsonify(error='send JSON {"markdown": "<postmortem text>", "filename": "optional.md"}'), 400
+        raw, filename = payload["markdown"].encode("utf-8"), str(payload.get("filename") or "")
+    else:
+        raw, filename = request.get_data(), request.args.get("filename", "")
+    result, row = import_markdown(current_kb(), raw, filename=filename)
+    with current_kb().session() as db:
+        record = postmortem_record(row, tags_for(session=db, postmortem_ids=[row.id])[row.id])
+    record["warnings"] = result.warnings
+    return jsonify(record), 201
+
+
+@bp.get("/postmortems/<slug>")
+def api_get(slug: str):
+    with current_kb().session() as db:
+        row = get_postmortem(session=db, slug=slug)
+        return jsonify(postmortem_record(row, tags_for(session=db, postmortem_ids=[row.id])[row.id]))
+
+
+@bp.get("/labels")
+def api_labels():
+    kb = current_kb()
+    return jsonify([{"id": label_id, "kind": kind, "description": kb.descriptions[label_id]}
+                    for label_id, kind in kb.labels.items()])
+
+
+@bp.get("/trends")
+def api_trends():
+    period = request.args.get("period", "quarter")
+    confirmed_only = request.args.get("confirmed") in ("1", "true")
+    with current_kb().session() as db:
+        return jsonify(compute_trends(session=db, period=period, confirmed_only=confirmed_only).as_dict())

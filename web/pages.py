@@ -1,0 +1,165 @@
+"""HTML pages: home, search, postmortem, trends, new postmortem, sign-in and errors."""
+
+from __future__ import annotations
+
+from flask import Blueprint, flash, redirect, render_template, request, session, url_for
+from sqlmodel import func, select
+from werkzeug.exceptions import HTTPException
+
+from kb.errors import KBError, NotFound
+from kb.ingest import import_markdown
+from kb.models import Postmortem
+from kb.search import SORTS, search, similar
+from kb.storage import get_postmortem, label_counts, list_postmortems, tags_for
+from kb.trends import PERIODS, compute_trends, period_bounds
+from kb.users import authenticate
+from web.auth import csrf_ok, current_kb, login_required
+from web.render import mark_evidence, render_markdown
+
+bp = Blueprint("pages", __name__)
+
+
+def search_args() -> dict:
+    """Return the search parameters of this request, shared by the page and the API."""
+    args = request.args
+    return {
+        "q": args.get("q", ""), "facets": args.getlist("facet"), "categories": args.getlist("category"),
+        "severities": args.getlist("severity"), "services": args.getlist("service"),
+        "after": args.get("after") or None, "before": args.get("before") or None,
+        "sort": args.get("sort", "relevance"), "page": args.get("page", 1, type=int) or 1,
+        "per_page": args.get("per_page", 10, type=int) or 10,
+    }
+
+
+@bp.get("/")
+def home():
+    kb = current_kb()
+    with kb.session() as db:
+        latest = list_postmortems(session=db, limit=10)
+        tags = tags_for(session=db, postmortem_ids=[pm.id for pm in latest])
+        counts = label_counts(session=db)
+        total = db.exec(select(func.count(Postmortem.id))).one()
+    return render_template("home.html", latest=latest, tags=tags, counts=counts, total=total)
+
+
+@bp.get("/search")
+def search_page():
+    kb = current_kb()
+    params = search_args()
+    error, results = None, None
+    try:
+        results = search(kb, with_counts=True, **params)
+    except KBError as exc:
+        error = str(exc)
+    status = 400 if error else 200
+    return render_template("search.html", params=params, results=results, error=error, sorts=SORTS,
+                           args=request.args), status
+
+
+@bp.get("/postmortems/<slug>")
+def postmortem_page(slug: str):
+    kb = current_kb()
+    with kb.session() as db:
+        pm = get_postmortem(session=db, slug=slug)
+        tags = tags_for(session=db, postmortem_ids=[pm.id])[pm.id]
+    evidence = {tag.label_id: tag.evidence for tag, _kind in tags if tag.status != "rejected"}
+    body = mark_evidence(render_markdown(pm.body), evidence)
+    try:
+        related = similar(kb, slug)
+    except NotFound:
+        related = []
+    return render_template("postmortem.html", pm=pm, tags=tags, body=body, related=related,
+                           descriptions=kb.descriptions)
+
+
+@bp.get("/trends")
+def trends_page():
+    kb = current_kb()
+    period = request.args.get("period", "quarter")
+    if period not in PERIODS:
+        period = "quarter"
+    confirmed_only = request.args.get("confirmed") == "1"
+    with kb.session() as db:
+        trends = compute_trends(session=db, period=period, confirmed_only=confirmed_only)
+    return render_template("trends.html", trends=trends, periods=PERIODS, confirmed_only=confirmed_only,
+                           descriptions=kb.descriptions, bounds=lambda name: period_bounds(period, name))
+
+
+@bp.route("/new", methods=["GET", "POST"])
+@login_required
+def new_postmortem():
+    error, markdown = None, ""
+    if request.method == "POST":
+        upload = request.files.get("file")
+        if upload and upload.filename:
+            raw, filename = upload.read(), upload.filename
+        else:
+            markdown = request.form.get("markdown", "")
+            raw, filename = markdown.encode("utf-8"), ""
+        try:
+            result, row = import_markdown(current_kb(), raw, filename=filename)
+        except KBError as exc:
+            error = str(exc)
+        else:
+            for warning in result.warnings:
+                flash(f"Warning: {warning}")
+            flash(f"Imported “{row.title}”.")
+            return redirect(url_for("pages.postmortem_page", slug=row.slug))
+    return render_template("new.html", error=error, markdown=markdown), 400 if error else 200
+
+
+@bp.route("/login", methods=["GET", "POST"])
+def login():
+    error = None
+    if request.method == "POST":
+        if not csrf_ok():
+            error = "The form expired. Please try again."
+        else:
+            with current_kb().session() as db:
+                user = authenticate(session=db, name=request.form.get("name", ""),
+                                    password=request.form.get("password", ""))
+            if user is None:
+                error = "Wrong user name or password."
+            else:
+                session.clear()
+                session["user_id"] = user.id
+                target = request.args.get("next", "")
+                # Only follow local paths, so the sign-in page cannot send people elsewhere.
+                if not target.startswith("/") or target.startswith("//"):
+                    target = url_for("pages.home")
+                return redirect(target)
+    return render_template("login.html", error=error), 401 if error else 200
+
+
+@bp.post("/logout")
+def logout():
+    if csrf_ok():
+        session.clear()
+    return redirect(url_for("pages.home"))
+
+
+def register_error_pages(app) -> None:
+    """Show KB errors and HTTP errors on error.html (API paths answer JSON instead)."""
+    from flask import jsonify
+
+    def wants_json() -> bool:
+        return request.path.startswith("/api/")
+
+    @app.errorhandler(NotFound)
+    def not_found(error):
+        if wants_json():
+            return jsonify(error=str(error)), 404
+        return render_template("error.html", code=404, message=str(error)), 404
+
+    @app.errorhandler(HTTPException)
+    def http_error(error):
+        if wants_json():
+            return jsonify(error=error.description), error.code
+        return render_template("error.html", code=error.code, message=error.description), error.code
+
+    @app.errorhandler(Exception)
+    def unexpected(error):
+        app.logger.exception("unexpected error")
+        if wants_json():
+            return jsonify(error="internal error; see the server log"), 500
+        return render_template("error.html", code=500, message="Something went wrong on our side."), 500
