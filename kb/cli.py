@@ -12,15 +12,25 @@ from sqlmodel import func, select
 from kb.config import SETTINGS, load_config
 from kb.context import KnowledgeBase, open_kb
 from kb.errors import KBError, ParseError
+from kb.evaluate import (
+    DEFAULT_EVAL_DIR,
+    cross_validate,
+    format_report,
+    load_examples,
+    model_predictor,
+    report_as_dict,
+    rules_predictor,
+)
 from kb.ingest import discover_files, import_files, tagger_input
 from kb.models import Postmortem
 from kb.parse import parse_file
 from kb.reindex import rebuild_index
 from kb.search import SORTS, search
 from kb.storage import label_counts
+from kb.training import retag_all, train_tagger
 from kb.trends import PERIODS, compute_trends
 from kb.users import create_user
-from nlp.taxonomy import TaxonomyError
+from nlp.taxonomy import TaxonomyError, check_taxonomy_data, load_taxonomy, read_taxonomy_data
 
 
 def settings_help() -> str:
@@ -187,6 +197,80 @@ def trends_command(ctx: KBContext, period: str, fmt: str, confirmed_only: bool) 
     for row in rows:
         click.echo("  ".join(str(cell).rjust(w) if i > 1 else str(cell).ljust(w)
                              for i, (cell, w) in enumerate(zip(row, widths, strict=True))))
+
+
+@cli.command("train")
+@pass_kb
+def train_command(ctx: KBContext) -> None:
+    """Train the tagger's model on every human-confirmed label and save it in the data folder."""
+    try:
+        summary = train_tagger(ctx.kb)
+    except KBError as error:
+        raise click.ClickException(str(error)) from None
+    click.echo(f"trained on {summary.documents} postmortems; saved to {ctx.kb.config.model_dir}")
+    click.echo("run `kb retag` to apply it to the stored postmortems")
+
+
+@cli.command("retag")
+@pass_kb
+def retag_command(ctx: KBContext) -> None:
+    """Tag every stored postmortem again with the current taxonomy and model; human decisions stay."""
+    changes = retag_all(ctx.kb)
+    labels = sorted(set(changes["added"]) | set(changes["removed"]))
+    if not labels:
+        click.echo("no tags changed")
+    for label in labels:
+        click.echo(f"  {label:<24} +{changes['added'].get(label, 0):<4} -{changes['removed'].get(label, 0)}")
+
+
+@cli.command("eval")
+@click.argument("paths", nargs=-1, type=click.Path(exists=True))
+@click.option("--folds", "k", type=click.IntRange(2, 20), default=5, show_default=True)
+@click.option("--rules-only", is_flag=True, help="Evaluate the rules without training a model.")
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
+def eval_command(paths: tuple[str, ...], k: int, rules_only: bool, fmt: str) -> None:
+    """Cross-validate the tagger on labelled postmortems (default: seed_data) against a naive baseline."""
+    taxonomy = _taxonomy()
+    examples = load_examples(paths or [DEFAULT_EVAL_DIR], taxonomy)
+    if len(examples) < k:
+        raise click.ClickException(f"{len(examples)} labelled postmortems found; {k}-fold needs at least {k}")
+    predictor = rules_predictor(taxonomy) if rules_only else model_predictor(taxonomy)
+    report = cross_validate(examples, taxonomy, predictor, k)
+    if fmt == "json":
+        click.echo(json.dumps(report_as_dict(report), indent=2))
+    else:
+        click.echo(format_report(report, len(examples), k, "rules" if rules_only else "rules+model"))
+
+
+@cli.group("taxonomy")
+def taxonomy_group() -> None:
+    """Inspect the taxonomy file."""
+
+
+@taxonomy_group.command("check")
+@click.argument("path", required=False, type=click.Path())
+def taxonomy_check(path: str | None) -> None:
+    """Check the taxonomy file (default: KB_TAXONOMY) for duplicate ids, shared cues and empty labels."""
+    path = path or str(load_config().taxonomy)
+    try:
+        problems = check_taxonomy_data(read_taxonomy_data(path))
+    except TaxonomyError as error:
+        problems = error.problems
+    if problems:
+        for problem in problems:
+            click.echo(f"{path}: {problem}", err=True)
+        sys.exit(1)
+    taxonomy = load_taxonomy(path)
+    click.echo(f"{path}: ok, {len(taxonomy.of_kind('facet'))} facets and "
+               f"{len(taxonomy.of_kind('category'))} categories")
+
+
+def _taxonomy():
+    path = load_config().taxonomy
+    try:
+        return load_taxonomy(path)
+    except TaxonomyError as error:
+        raise click.ClickException(str(error)) from None
 
 
 @cli.group("user")

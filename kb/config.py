@@ -49,6 +49,10 @@ class Config:
     def index_dir(self) -> Path:
         return self.data_dir / "index"
 
+    @property
+    def model_dir(self) -> Path:
+        return self.data_dir / "model"
+
 
 def _attr(setting: Setting) -> str:
     return setting.name.removeprefix("KB_").lower()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy.engine import Engine
@@ -32,6 +33,10 @@ class KnowledgeBase:
             self._tagger = self.tagger_factory()
         return self._tagger
 
+    def reload_tagger(self) -> None:
+        """Forget the tagger so that the next use builds it again (after training)."""
+        self._tagger = None
+
     def session(self) -> Session:
         """Return a new database session; the caller commits and closes it."""
         return Session(self.engine, expire_on_commit=False)
@@ -43,7 +48,6 @@ class KnowledgeBase:
 
 def open_kb(config: Config) -> KnowledgeBase:
     """Open (creating when missing) the database and index that config names."""
-    from nlp.tagger import RuleTagger
     from nlp.taxonomy import load_taxonomy
 
     taxonomy = load_taxonomy(config.taxonomy)
@@ -59,5 +63,14 @@ def open_kb(config: Config) -> KnowledgeBase:
         index=SearchIndex(config.index_dir),
         labels={label.id: label.kind for label in taxonomy.labels},
         descriptions={label.id: label.description for label in taxonomy.labels},
-        tagger_factory=lambda: RuleTagger(taxonomy),
+        tagger_factory=lambda: build_tagger(taxonomy, config.model_dir),
     )
+
+
+def build_tagger(taxonomy, model_dir: Path):
+    """Return the rules tagger, combined with the trained model in model_dir when there is one."""
+    from nlp.model import TextModel
+    from nlp.tagger import Tagger
+
+    model = TextModel.load(model_dir) if TextModel.exists(model_dir) else None
+    return Tagger(taxonomy, model)

@@ -76,7 +76,8 @@ def discover_files(paths: Iterable[str | Path]) -> tuple[list[Path], list[FileRe
 
 
 def merge_tags(
-    *, session: Session, postmortem: Postmortem, parsed: ParsedPostmortem, suggestions: list, labels: dict[str, str]
+    *, session: Session, postmortem: Postmortem, human_labels: dict[str, list[str]], suggestions: list,
+    labels: dict[str, str],
 ) -> list[str]:
     """Write the machine's suggestions and the file's human labels without undoing human decisions."""
     warnings = []
@@ -85,7 +86,7 @@ def merge_tags(
     )}
     now = utcnow()
     for kind_key, kind in (("facets", "facet"), ("categories", "category")):
-        for label_id in parsed.human_labels.get(kind_key, []):
+        for label_id in human_labels.get(kind_key, []):
             if labels.get(label_id) != kind:
                 warnings.append(f"front matter {kind_key}: unknown {kind} {label_id!r}; ignored")
                 continue
@@ -142,7 +143,8 @@ def store_parsed(
     row.needs_reindex = True
     session.add(row)
     session.flush()  # gives a new row its id for the tags
-    warnings = merge_tags(session=session, postmortem=row, parsed=parsed, suggestions=suggestions, labels=labels)
+    warnings = merge_tags(session=session, postmortem=row, human_labels=parsed.human_labels,
+                          suggestions=suggestions, labels=labels)
     return outcome, row, warnings
 
 
