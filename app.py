@@ -14,9 +14,12 @@ from sqlmodel import select
 from kb.cli import cli
 from kb.config import Config, load_config
 from kb.context import open_kb
+from kb.errors import KBError
 from kb.ingest import import_paths
 from kb.models import Postmortem
 from kb.reindex import heal_index
+from kb.training import retag_all, train_tagger
+from nlp.model import TextModel
 
 ROOT = Path(__file__).resolve().parent
 REQUEST_OVERHEAD_BYTES = 64 * 1024  # room for form fields and JSON around the markdown itself
@@ -75,6 +78,14 @@ def serve_command(host: str, port: int, seed_dir: str | None, threads: int) -> N
             click.echo(f"Empty knowledge base: importing {seed_dir} ...")
             report = import_paths(kb, [seed_dir])
             click.echo("  ".join(f"{k}: {v}" for k, v in report.counts().items()))
+        if not TextModel.exists(kb.config.model_dir):
+            try:
+                summary = train_tagger(kb)
+            except KBError as error:
+                click.echo(f"Tagger not trained ({error}); tagging with rules only.")
+            else:
+                click.echo(f"Trained the tagger on {summary.documents} labelled postmortems; retagging ...")
+                retag_all(kb)
     logging.basicConfig(level=logging.INFO)
     click.echo(f"Postmortem KB on http://{host}:{port}/  (Ctrl+C stops)")
     waitress.serve(app, host=host, port=port, threads=threads)

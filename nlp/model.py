@@ -1,4 +1,4 @@
-"""A statistical tagger: spaCy textcat_multilabel over lemmas, trained by us on labelled postmortems."""
+"""A statistical tagger: spaCy textcat_multilabel (bag of words and pairs), trained by us on our own labels."""
 
 from __future__ import annotations
 
@@ -13,20 +13,22 @@ from spacy.tokens import Doc
 from spacy.training import Example
 from spacy.util import minibatch
 
+from nlp.pipeline import build_pipeline
+
 TEXTCAT_CONFIG = {
     "model": {
         "@architectures": "spacy.TextCatBOW.v3",
         "exclusive_classes": False,
         "ngram_size": 2,
         "no_output_layer": False,
-        "length": 262144,
+        "length": 32768,
     }
 }
 META_FILE = "kb-model.json"
 
 
 class TextModel:
-    """Label probabilities for a document given as a list of lemmas."""
+    """The tagger's pipeline with a trained textcat_multilabel at its end."""
 
     def __init__(self, nlp: Language, labels: Sequence[str], meta: dict | None = None):
         self.nlp = nlp
@@ -34,13 +36,8 @@ class TextModel:
         self.labels = list(labels)
         self.meta = meta or {}
 
-    def doc(self, lemmas: Sequence[str]) -> Doc:
-        """Return a Doc of lemmas ready for the classifier (no tokenizer pass needed)."""
-        return Doc(self.nlp.vocab, words=list(lemmas) or [""])
-
-    def predict(self, documents: Sequence[Sequence[str]]) -> list[dict[str, float]]:
-        """Return each document's probability per label."""
-        docs = [self.doc(lemmas) for lemmas in documents]
+    def predict(self, docs: Sequence[Doc]) -> list[dict[str, float]]:
+        """Return each parsed document's probability per label."""
         return [dict(doc.cats) for doc in self.textcat.pipe(docs, batch_size=256)]
 
     def save(self, path: str | Path) -> None:
@@ -63,7 +60,7 @@ class TextModel:
 
 
 def train_model(
-    documents: Sequence[Sequence[str]],
+    docs: Sequence[Doc],
     label_sets: Sequence[set[str]],
     labels: Sequence[str],
     *,
@@ -71,20 +68,20 @@ def train_model(
     seed: int = 7,
     dropout: float = 0.2,
 ) -> TextModel:
-    """Train a multi-label text classifier on lemma lists and their label sets."""
+    """Train a multi-label classifier on documents parsed by the tagger's pipeline and their label sets."""
     spacy.util.fix_random_seed(seed)
-    nlp = spacy.blank("en")
+    nlp = build_pipeline()
     textcat = nlp.add_pipe("textcat_multilabel", config=TEXTCAT_CONFIG)
     for label in labels:
         textcat.add_label(label)
-    examples = []
-    for lemmas, gold in zip(documents, label_sets, strict=True):
-        doc = Doc(nlp.vocab, words=list(lemmas) or [""])
-        examples.append(Example.from_dict(doc, {"cats": {label: float(label in gold) for label in labels}}))
+    examples = [
+        Example.from_dict(doc, {"cats": {label: float(label in gold) for label in labels}})
+        for doc, gold in zip(docs, label_sets, strict=True)
+    ]
     optimizer = nlp.initialize(lambda: examples)
     rng = random.Random(seed)
     for _epoch in range(epochs):
         rng.shuffle(examples)
-        for batch in minibatch(examples, size=8):
+        for batch in minibatch(examples, size=16):
             nlp.update(batch, sgd=optimizer, drop=dropout)
     return TextModel(nlp, labels)

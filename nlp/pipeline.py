@@ -4,12 +4,17 @@ from __future__ import annotations
 
 import spacy
 from spacy.language import Language
+from spacy.pipeline import Sentencizer
+
+# A blank line ends a sentence too, so headings, list items and sections never run together.
+SENTENCE_ENDS = [*Sentencizer.default_punct_chars, "\n\n", "\n\n\n", "\n\n\n\n"]
+SECTION_SEPARATOR = "\n\n"
 
 
 def build_pipeline() -> Language:
     """Return spacy.blank('en') with a sentencizer and a lookup lemmatizer from spacy-lookups-data."""
     nlp = spacy.blank("en")
-    nlp.add_pipe("sentencizer")
+    nlp.add_pipe("sentencizer", config={"punct_chars": SENTENCE_ENDS})
     nlp.add_pipe("lemmatizer", config={"mode": "lookup"})
     nlp.initialize()
     return nlp

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from bisect import bisect_right
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
@@ -10,7 +11,7 @@ from spacy.matcher import PhraseMatcher
 from spacy.tokens import Doc, Span
 
 from nlp.model import TextModel
-from nlp.pipeline import build_pipeline, lower_same_length
+from nlp.pipeline import SECTION_SEPARATOR, build_pipeline, lower_same_length
 from nlp.taxonomy import Taxonomy
 
 # Words that, shortly before a cue in the same sentence, say the cue does not hold.
@@ -25,6 +26,7 @@ RULED_OUT = re.compile(
     r"first suspected|initially suspected|briefly suspected|could have|would have|might have)\b"
 )
 MAX_EVIDENCE = 3
+MIN_EVIDENCE_TOKENS = 4
 MAX_SENTENCE_WEIGHT = 0.95
 TITLE_WEIGHT = 1.0
 
@@ -42,11 +44,11 @@ class Suggestion:
 
 @dataclass
 class Analysis:
-    """What the rules found in one document, and its lemmas and sentences for the model."""
+    """What the rules found in one document, with its text and its parsed lower-case copy."""
 
     hits: dict[str, list[tuple[float, str]]]
-    lemmas: list[str]
-    sentences: list[tuple[str, list[str]]]
+    text: str
+    doc: Doc
 
 
 def clean_sentence(text: str) -> str:
@@ -54,6 +56,16 @@ def clean_sentence(text: str) -> str:
     text = re.sub(r"^\s*(?:[-*+>]|\d+[.)]|\|)\s*", "", text.strip())
     text = re.sub(r"[*_`]{1,3}", "", text)
     return re.sub(r"\s+", " ", text).strip(" |")
+
+
+def join_sections(sections: Sequence[tuple[str, str]]) -> tuple[str, list[tuple[int, str]]]:
+    """Return the sections' texts joined by blank lines, and where each section starts."""
+    parts, starts, offset = [], [], 0
+    for key, text in sections:
+        starts.append((offset, key))
+        parts.append(text)
+        offset += len(text) + len(SECTION_SEPARATOR)
+    return SECTION_SEPARATOR.join(parts), starts or [(0, "summary")]
 
 
 def rule_score(found: Sequence[tuple[float, str]], cue_weight: float) -> float:
@@ -70,7 +82,8 @@ class Tagger:
     def __init__(self, taxonomy: Taxonomy, model: TextModel | None = None):
         self.taxonomy = taxonomy
         self.model = model
-        self.nlp = build_pipeline()
+        # With a model, its pipeline (ending in the classifier) parses text once for rules and model alike.
+        self.nlp = model.nlp if model is not None else build_pipeline()
         self.kinds = {label.id: label.kind for label in taxonomy.labels}
         self.cue_matchers = (
             PhraseMatcher(self.nlp.vocab, attr="LEMMA"),
@@ -102,32 +115,24 @@ class Tagger:
         rule_scores = [self.rule_scores(a) for a in analyses]
         if self.model is None:
             return [self._rules_only(a, scores) for a, scores in zip(analyses, rule_scores, strict=True)]
-        probabilities = self.model.predict([a.lemmas for a in analyses])
+        probabilities = [dict(a.doc.cats) for a in analyses]
         return [self._combined(a, scores, probs)
                 for a, scores, probs in zip(analyses, rule_scores, probabilities, strict=True)]
 
     def analyse(self, documents: Iterable[Sequence[tuple[str, str]]]) -> list[Analysis]:
-        """Run spaCy over every section of every document and collect cue matches and lemmas."""
-        documents = [list(doc) for doc in documents]
-        texts = (lower_same_length(text) for doc in documents for _key, text in doc)
-        parsed = iter(self.nlp.pipe(texts, batch_size=256))
+        """Parse each document once and collect its cue matches, weighted by the section they sit in."""
+        joined = [join_sections(doc) for doc in documents]
+        parsed = self.nlp.pipe((lower_same_length(text) for text, _ in joined), batch_size=64)
         analyses = []
-        for doc in documents:
-            analysis = Analysis(hits={}, lemmas=[], sentences=[])
-            for key, text in doc:
-                spacy_doc = next(parsed)
+        for (text, starts), doc in zip(joined, parsed, strict=True):
+            offsets = [offset for offset, _ in starts]
+            hits: dict[str, list[tuple[float, str]]] = {}
+            for label_id, sentence in self._matches(doc):
+                key = starts[bisect_right(offsets, sentence.start_char) - 1][1]
                 weight = TITLE_WEIGHT if key == "title" else self.taxonomy.section_weights.get(key, 1.0)
-                for label_id, sentence in self._matches(spacy_doc):
-                    evidence = clean_sentence(text[sentence.start_char : sentence.end_char])
-                    analysis.hits.setdefault(label_id, []).append((weight, evidence))
-                analysis.lemmas += [t.lemma_ for t in spacy_doc if not t.is_space]
-                if self.model is not None:
-                    for sentence in spacy_doc.sents:
-                        analysis.sentences.append((
-                            clean_sentence(text[sentence.start_char : sentence.end_char]),
-                            [t.lemma_ for t in sentence if not t.is_space],
-                        ))
-            analyses.append(analysis)
+                evidence = clean_sentence(text[sentence.start_char : sentence.end_char])
+                hits.setdefault(label_id, []).append((weight, evidence))
+            analyses.append(Analysis(hits, text, doc))
         return analyses
 
     def rule_scores(self, analysis: Analysis) -> dict[str, float]:
@@ -178,6 +183,7 @@ class Tagger:
         weight = float(self.model.meta.get("rule_weight", 0.5))
         thresholds = self.model.meta.get("thresholds", {})
         suggestions = []
+        sentence_probs = None
         for label in self.kinds:
             rule = scores.get(label, 0.0)
             prob = probs.get(label, 0.0) if label in self.model_labels else rule
@@ -187,20 +193,23 @@ class Tagger:
             evidence = self._evidence(analysis.hits.get(label, []))
             method = "rules+model" if evidence else "model"
             if not evidence:
-                evidence = self._model_evidence(analysis, label)
+                if sentence_probs is None:
+                    sentence_probs = self._sentence_probabilities(analysis)
+                evidence = self._model_evidence(analysis, sentence_probs, label)
             if evidence:  # a tag nobody can check is not shown
                 suggestions.append(Suggestion(label, self.kinds[label], round(score, 4), evidence, method))
         return sorted(suggestions, key=lambda s: (-s.score, s.label))
 
-    def _model_evidence(self, analysis: Analysis, label: str) -> list[str]:
+    def _sentence_probabilities(self, analysis: Analysis) -> list[tuple[Span, dict[str, float]]]:
+        """Return the model's label probabilities for each sentence long enough to stand as evidence."""
+        sentences = [sentence for sentence in analysis.doc.sents if len(sentence) >= MIN_EVIDENCE_TOKENS]
+        # A Doc of the words alone is all the bag-of-words model reads, and much cheaper than Span.as_doc().
+        docs = [Doc(self.nlp.vocab, words=[token.text for token in sentence]) for sentence in sentences]
+        return list(zip(sentences, self.model.predict(docs), strict=True))
+
+    def _model_evidence(self, analysis: Analysis, sentence_probs, label: str) -> list[str]:
         """Return the sentence the model finds most typical of label, for tags the rules did not see."""
-        candidates = [(text, lemmas) for text, lemmas in analysis.sentences if len(lemmas) >= 4]
-        if not candidates:
+        if not sentence_probs:
             return []
-        probs = self.model.predict([lemmas for _, lemmas in candidates])
-        best = max(range(len(candidates)), key=lambda i: probs[i].get(label, 0.0))
-        return [candidates[best][0]]
-
-
-# The name the first version used; kept so callers that build a rules-only tagger keep working.
-RuleTagger = Tagger
+        sentence, _ = max(sentence_probs, key=lambda item: item[1].get(label, 0.0))
+        return [clean_sentence(analysis.text[sentence.start_char : sentence.end_char])]

@@ -40,7 +40,7 @@ def choose_thresholds(
 
 def combined_scores(tagger: Tagger, model: TextModel, analyses: list, weight: float) -> list[dict[str, float]]:
     """Return the blended rule and model score of every label for each analysed document."""
-    probabilities = model.predict([a.lemmas for a in analyses])
+    probabilities = model.predict([a.doc for a in analyses])
     result = []
     for analysis, probs in zip(analyses, probabilities, strict=True):
         rules = tagger.rule_scores(analysis)
@@ -56,7 +56,7 @@ def fit_model(
     """Train the model on all documents, with thresholds chosen on inner held-out folds."""
     labels = [label.id for label in rules.taxonomy.labels]
     analyses = rules.analyse(documents)
-    lemmas = [a.lemmas for a in analyses]
+    docs = [a.doc for a in analyses]
     order = list(range(len(analyses)))
     random.Random(seed).shuffle(order)
     held_scores: list[dict[str, float]] = []
@@ -65,11 +65,11 @@ def fit_model(
         for fold in range(inner_folds):
             test = [i for position, i in enumerate(order) if position % inner_folds == fold]
             train = [i for position, i in enumerate(order) if position % inner_folds != fold]
-            model = train_model([lemmas[i] for i in train], [label_sets[i] for i in train], labels, seed=seed)
+            model = train_model([docs[i] for i in train], [label_sets[i] for i in train], labels, seed=seed)
             held_scores += combined_scores(rules, model, [analyses[i] for i in test], RULE_WEIGHT)
             held_gold += [label_sets[i] for i in test]
     thresholds = (choose_thresholds(held_scores, held_gold, labels, rules.taxonomy.threshold)
                   if held_scores else {})
-    model = train_model(lemmas, list(label_sets), labels, seed=seed)
+    model = train_model(docs, list(label_sets), labels, seed=seed)
     model.meta = {"thresholds": thresholds, "rule_weight": RULE_WEIGHT, "documents": len(analyses)}
     return model

@@ -6,10 +6,12 @@ from flask import Blueprint, jsonify, request
 
 from kb.errors import Conflict, KBError, ParseError
 from kb.ingest import import_markdown
+from kb.reindex import index_postmortems
 from kb.search import search
 from kb.storage import get_postmortem, list_postmortems, postmortem_record, tags_for
+from kb.tags import decide_tag
 from kb.trends import compute_trends
-from web.auth import api_write, current_kb
+from web.auth import api_write, current_kb, current_user
 from web.pages import search_args
 
 bp = Blueprint("api", __name__)
@@ -63,6 +65,25 @@ def api_get(slug: str):
     with current_kb().session() as db:
         row = get_postmortem(session=db, slug=slug)
         return jsonify(postmortem_record(row, tags_for(session=db, postmortem_ids=[row.id])[row.id]))
+
+
+@bp.route("/postmortems/<slug>/tags", methods=["POST", "PATCH"])
+@api_write
+def api_decide_tags(slug: str):
+    """Record decisions: {"label": ..., "status": "confirmed"|"rejected"} or a list of them."""
+    payload = request.get_json(silent=True)
+    decisions = payload if isinstance(payload, list) else [payload]
+    if not all(isinstance(d, dict) and isinstance(d.get("label"), str) for d in decisions):
+        return jsonify(error='send JSON {"label": "data-drift", "status": "confirmed"} or a list of them'), 400
+    kb = current_kb()
+    with kb.session() as db:
+        row = get_postmortem(session=db, slug=slug)
+        for decision in decisions:
+            decide_tag(session=db, postmortem=row, label_id=decision["label"],
+                       status=decision.get("status", "confirmed"), decided_by=current_user().name, labels=kb.labels)
+        db.commit()
+        index_postmortems(kb, [row.id])
+        return jsonify(postmortem_record(row, tags_for(session=db, postmortem_ids=[row.id])[row.id], body=False))
 
 
 @bp.get("/labels")

@@ -9,11 +9,13 @@ from werkzeug.exceptions import HTTPException
 from kb.errors import KBError, NotFound
 from kb.ingest import import_markdown
 from kb.models import Postmortem
+from kb.reindex import index_postmortems
 from kb.search import SORTS, search, similar
 from kb.storage import get_postmortem, label_counts, list_postmortems, tags_for
+from kb.tags import decide_tag
 from kb.trends import PERIODS, compute_trends, period_bounds
 from kb.users import authenticate
-from web.auth import csrf_ok, current_kb, login_required
+from web.auth import csrf_ok, current_kb, current_user, login_required
 from web.render import mark_evidence, render_markdown
 
 bp = Blueprint("pages", __name__)
@@ -68,8 +70,27 @@ def postmortem_page(slug: str):
         related = similar(kb, slug)
     except NotFound:
         related = []
+    tagged = {tag.label_id for tag, _kind in tags}
+    untagged = [(label, kind) for label, kind in kb.labels.items() if label not in tagged]
     return render_template("postmortem.html", pm=pm, tags=tags, body=body, related=related,
-                           descriptions=kb.descriptions)
+                           descriptions=kb.descriptions, untagged=untagged)
+
+
+@bp.post("/postmortems/<slug>/tags")
+@login_required
+def decide_tag_page(slug: str):
+    kb = current_kb()
+    with kb.session() as db:
+        row = get_postmortem(session=db, slug=slug)
+        try:
+            decide_tag(session=db, postmortem=row, label_id=request.form.get("label", ""),
+                       status=request.form.get("status", ""), decided_by=current_user().name, labels=kb.labels)
+        except KBError as exc:
+            flash(f"Not saved: {exc}")
+            return redirect(url_for("pages.postmortem_page", slug=slug))
+        db.commit()
+    index_postmortems(kb, [row.id])
+    return redirect(url_for("pages.postmortem_page", slug=slug) + "#why-tagged")
 
 
 @bp.get("/trends")
