@@ -301,7 +301,7 @@ def parse_text(text: str, *, path: str = "<input>", content_hash: str | None = N
 
     if heading_title and heading_title == title:
         # The heading is the title: drop it so pages do not show the title twice.
-        body = HEADING_RE.sub("", body.lstrip("\n"), count=1)
+        body = re.sub(r"\A\s*#[ \t]+[^\n]*\n?", "", body, count=1)
 
     slug_source = _as_text(meta.get("slug"), "slug", warnings) or stem or title
     summary = _as_text(meta.get("summary"), "summary", warnings)
