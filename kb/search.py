@@ -140,13 +140,18 @@ def search(
         kwargs["maptype"] = sorting.Count
     with kb.index.searcher() as searcher:
         results = searcher.search_page(query, page, pagelen=per_page, terms=True, **kwargs)
-        results.results.fragmenter = ContextFragmenter(maxchars=240, surround=70)
-        results.results.formatter = HtmlFormatter(tagname="mark", between=" … ")
+        _highlight_with_marks(results.results)
         hits = [_hit(hit) for hit in results]
         counts = {}
         if with_counts:
             counts = {name: _sorted_counts(results.results.groups(name)) for name in ("facet", "category", "severity")}
         return SearchResults(total=len(results.results), hits=hits, page=page, per_page=per_page, counts=counts)
+
+
+def _highlight_with_marks(results) -> None:
+    """Make snippets short fragments with matches in <mark>, the rest of the text escaped."""
+    results.fragmenter = ContextFragmenter(maxchars=240, surround=70)
+    results.formatter = HtmlFormatter(tagname="mark", between=" … ")
 
 
 def _sorted_counts(groups: dict) -> dict[str, int]:
@@ -182,4 +187,5 @@ def similar(kb: KnowledgeBase, slug: str, *, limit: int = 5) -> list[SearchHit]:
         if docnum is None:
             raise NotFound(f"no indexed postmortem with slug {slug!r}")
         results = searcher.more_like(docnum, "body", top=limit, numterms=25)
+        _highlight_with_marks(results)
         return [_hit(hit) for hit in results]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, flash, redirect, render_template, request, session, url_for
+from flask import Blueprint, flash, jsonify, redirect, render_template, request, session, url_for
 from sqlmodel import func, select
 from werkzeug.exceptions import HTTPException
 
@@ -161,7 +161,6 @@ def logout():
 
 def register_error_pages(app) -> None:
     """Show KB errors and HTTP errors on error.html (API paths answer JSON instead)."""
-    from flask import jsonify
 
     def wants_json() -> bool:
         return request.path.startswith("/api/")
