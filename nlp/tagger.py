@@ -23,8 +23,10 @@ NEGATION_WINDOW = 5
 RULED_OUT = re.compile(
     r"\b(ruled? out|ruling out|was not the cause|were not the cause|wasn't the cause|weren't the cause|"
     r"not (?:a|the) (?:factor|cause|problem|issue|culprit)|no evidence|red herring|unrelated|"
-    r"first suspected|initially suspected|briefly suspected|could have|would have|might have)\b"
+    r"first suspected|initially suspected|briefly suspected|could have|would have|might have|"
+    r"hypothesis|theory|suspicion|suspected|set (?:it|that|this|\w+) aside|turned out not|ruled that out)\b"
 )
+DEFAULT_RULE_WEIGHT = 0.5
 MAX_EVIDENCE = 3
 MIN_EVIDENCE_TOKENS = 4
 MAX_SENTENCE_WEIGHT = 0.95
@@ -68,11 +70,16 @@ def join_sections(sections: Sequence[tuple[str, str]]) -> tuple[str, list[tuple[
     return SECTION_SEPARATOR.join(parts), starts or [(0, "summary")]
 
 
-def rule_score(found: Sequence[tuple[float, str]], cue_weight: float) -> float:
-    """Combine matching sentences into one score: each is independent evidence that saturates towards 1."""
+def blend(rule: float, prob: float, weight: float) -> float:
+    """Return a label's score from the rules' score and the model's probability; weight is the rules' share."""
+    return weight * rule + (1 - weight) * prob
+
+
+def rule_score(found: Sequence[tuple[float, str]]) -> float:
+    """Combine weighted matching sentences into one score: each is independent evidence saturating towards 1."""
     miss = 1.0
     for weight, _sentence in found:
-        miss *= 1.0 - min(MAX_SENTENCE_WEIGHT, cue_weight * weight)
+        miss *= 1.0 - min(MAX_SENTENCE_WEIGHT, weight)
     return 1.0 - miss
 
 
@@ -90,10 +97,17 @@ class Tagger:
             PhraseMatcher(self.nlp.vocab, attr="LOWER"),
         )
         self.negative_matcher = PhraseMatcher(self.nlp.vocab, attr="LEMMA")
+        # Matcher keys carry the strength of the cue: "label" for cues, "label~weak" for weak cues.
+        self.cue_weights: dict[str, tuple[str, float]] = {}
         for label in taxonomy.labels:
-            patterns = list(self.nlp.pipe(lower_same_length(cue) for cue in label.cues))
-            for matcher in self.cue_matchers:
-                matcher.add(label.id, patterns)
+            for key, cues, weight in ((label.id, label.cues, taxonomy.cue_weight),
+                                      (f"{label.id}~weak", label.weak, taxonomy.weak_cue_weight)):
+                if not cues:
+                    continue
+                self.cue_weights[key] = (label.id, weight)
+                patterns = list(self.nlp.pipe(lower_same_length(cue) for cue in cues))
+                for matcher in self.cue_matchers:
+                    matcher.add(key, patterns)
             if label.negative:
                 self.negative_matcher.add(
                     label.id, list(self.nlp.pipe(lower_same_length(c) for c in label.negative))
@@ -127,32 +141,34 @@ class Tagger:
         for (text, starts), doc in zip(joined, parsed, strict=True):
             offsets = [offset for offset, _ in starts]
             hits: dict[str, list[tuple[float, str]]] = {}
-            for label_id, sentence in self._matches(doc):
+            for label_id, sentence, cue_weight in self._matches(doc):
                 key = starts[bisect_right(offsets, sentence.start_char) - 1][1]
                 weight = TITLE_WEIGHT if key == "title" else self.taxonomy.section_weights.get(key, 1.0)
                 evidence = clean_sentence(text[sentence.start_char : sentence.end_char])
-                hits.setdefault(label_id, []).append((weight, evidence))
+                hits.setdefault(label_id, []).append((cue_weight * weight, evidence))
             analyses.append(Analysis(hits, text, doc))
         return analyses
 
     def rule_scores(self, analysis: Analysis) -> dict[str, float]:
         """Return the rules' score of every label they found."""
-        return {label: rule_score(found, self.taxonomy.cue_weight) for label, found in analysis.hits.items()}
+        return {label: rule_score(found) for label, found in analysis.hits.items()}
 
-    def _matches(self, doc: Doc) -> list[tuple[str, Span]]:
-        """Return (label, sentence) once per label and sentence whose cue is not negated."""
+    def _matches(self, doc: Doc) -> list[tuple[str, Span, float]]:
+        """Return (label, sentence, cue weight) once per label and sentence, for cues not negated."""
         vocab = self.nlp.vocab.strings
         negatives = {(vocab[m], doc[s].sent.start) for m, s, _e in self.negative_matcher(doc)}
-        found: dict[tuple[str, int], Span] = {}
+        found: dict[tuple[str, int], tuple[Span, float]] = {}
         for matcher in self.cue_matchers:
             for match_id, start, _end in matcher(doc):
-                label_id = vocab[match_id]
+                label_id, weight = self.cue_weights[vocab[match_id]]
                 sentence = doc[start].sent
                 key = (label_id, sentence.start)
-                if key in found or key in negatives or self._negated(doc, sentence, start):
+                if key in found and found[key][1] >= weight:
                     continue
-                found[key] = sentence
-        return [(label_id, sentence) for (label_id, _), sentence in found.items()]
+                if key in negatives or self._negated(doc, sentence, start):
+                    continue
+                found[key] = (sentence, weight)
+        return [(label_id, sentence, weight) for (label_id, _), (sentence, weight) in found.items()]
 
     @staticmethod
     def _negated(doc: Doc, sentence: Span, start: int) -> bool:
@@ -180,14 +196,14 @@ class Tagger:
         return sorted(suggestions, key=lambda s: (-s.score, s.label))
 
     def _combined(self, analysis: Analysis, scores: dict[str, float], probs: dict[str, float]) -> list[Suggestion]:
-        weight = float(self.model.meta.get("rule_weight", 0.5))
+        weights = self.model.meta.get("rule_weights", {})
         thresholds = self.model.meta.get("thresholds", {})
         suggestions = []
         sentence_probs = None
         for label in self.kinds:
             rule = scores.get(label, 0.0)
             prob = probs.get(label, 0.0) if label in self.model_labels else rule
-            score = weight * rule + (1 - weight) * prob
+            score = blend(rule, prob, weights.get(label, DEFAULT_RULE_WEIGHT))
             if score < thresholds.get(label, self.taxonomy.threshold_for(label)):
                 continue
             evidence = self._evidence(analysis.hits.get(label, []))

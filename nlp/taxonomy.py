@@ -29,6 +29,7 @@ class LabelDef:
     kind: str
     description: str
     cues: tuple[str, ...]
+    weak: tuple[str, ...] = ()  # phrases that suggest the label only together with others
     negative: tuple[str, ...] = ()
     threshold: float | None = None
 
@@ -37,7 +38,8 @@ class LabelDef:
 class Taxonomy:
     labels: tuple[LabelDef, ...]
     threshold: float = 0.5
-    cue_weight: float = 0.45
+    cue_weight: float = 0.55
+    weak_cue_weight: float = 0.2
     section_weights: dict[str, float] = field(default_factory=dict)
 
     def of_kind(self, kind: str) -> list[LabelDef]:
@@ -90,13 +92,16 @@ def check_taxonomy_data(data: dict) -> list[str]:
             ids[label_id] += 1
         if entry.get("kind") not in KINDS:
             problems.append(f"{name}: kind must be one of {', '.join(KINDS)}")
-        cues = entry.get("cues", [])
-        if not isinstance(cues, list) or not all(isinstance(c, str) and c.strip() for c in cues):
-            problems.append(f"{name}: cues must be a list of non-empty phrases")
-            cues = []
-        if not cues:
+        all_cues = []
+        for field_name in ("cues", "weak", "negative"):
+            cues = entry.get(field_name, [])
+            if not isinstance(cues, list) or not all(isinstance(c, str) and c.strip() for c in cues):
+                problems.append(f"{name}: {field_name} must be a list of non-empty phrases")
+            elif field_name != "negative":
+                all_cues += cues
+        if not all_cues:
             problems.append(f"{name}: has no cue phrases, so the rules can never suggest it")
-        for cue in cues:
+        for cue in all_cues:
             cue_owner.setdefault(cue.strip().lower(), []).append(str(label_id))
         threshold = entry.get("threshold")
         if threshold is not None and not (isinstance(threshold, int | float) and 0 < threshold < 1):
@@ -120,7 +125,8 @@ def load_taxonomy(path: str | Path) -> Taxonomy:
             id=entry["id"],
             kind=entry["kind"],
             description=str(entry.get("description", "")).strip(),
-            cues=tuple(c.strip() for c in entry["cues"]),
+            cues=tuple(c.strip() for c in entry.get("cues", [])),
+            weak=tuple(c.strip() for c in entry.get("weak", [])),
             negative=tuple(c.strip() for c in entry.get("negative", [])),
             threshold=entry.get("threshold"),
         )
@@ -129,6 +135,7 @@ def load_taxonomy(path: str | Path) -> Taxonomy:
     return Taxonomy(
         labels=labels,
         threshold=float(settings.get("threshold", 0.5)),
-        cue_weight=float(settings.get("cue_weight", 0.45)),
+        cue_weight=float(settings.get("cue_weight", 0.55)),
+        weak_cue_weight=float(settings.get("weak_cue_weight", 0.2)),
         section_weights={k: float(v) for k, v in settings.get("section_weights", {}).items()},
     )

@@ -1,4 +1,4 @@
-"""Fit the tagger's model on labelled documents and choose per-label thresholds on held-out folds."""
+"""Fit the tagger's model on labelled documents; choose, per label, how to blend rules and model on held-out folds."""
 
 from __future__ import annotations
 
@@ -6,70 +6,69 @@ import random
 from collections.abc import Sequence
 
 from nlp.model import TextModel, train_model
-from nlp.tagger import Tagger
+from nlp.tagger import Tagger, blend
 
 THRESHOLD_GRID = [round(0.15 + 0.05 * i, 2) for i in range(14)]  # 0.15 .. 0.80
-RULE_WEIGHT = 0.5
+# Share of the rules in a label's score; 1.0 means the model is not trusted for that label.
+RULE_WEIGHT_GRID = (1.0, 0.7, 0.5, 0.3)
 
 
 def _f1(tp: int, fp: int, fn: int) -> float:
     return 2 * tp / (2 * tp + fp + fn) if tp else 0.0
 
 
-def choose_thresholds(
-    scores: Sequence[dict[str, float]], gold: Sequence[set[str]], labels: Sequence[str], default: float
-) -> dict[str, float]:
-    """Return, per label, the threshold on the grid that gives the best F1 on these held-out scores."""
-    chosen = {}
-    for label in labels:
-        best, best_f1 = default, -1.0
+def choose_blend(
+    held_out: Sequence[tuple[dict[str, float], dict[str, float]]],
+    gold: Sequence[set[str]],
+    label: str,
+    default_threshold: float,
+) -> tuple[float, float]:
+    """Return the (rule weight, threshold) with the best F1 for label on held-out (rules, model) scores.
+
+    Among equal F1s, more weight on the rules (explainable) and a threshold nearer the default win,
+    so that thin data does not swing the choice far.
+    """
+    best, best_key = (1.0, default_threshold), None
+    for weight in RULE_WEIGHT_GRID:
+        scores = [blend(rules.get(label, 0.0), probs.get(label, 0.0), weight) for rules, probs in held_out]
         for threshold in THRESHOLD_GRID:
             tp = fp = fn = 0
-            for doc_scores, doc_gold in zip(scores, gold, strict=True):
-                predicted, actual = doc_scores.get(label, 0.0) >= threshold, label in doc_gold
+            for score, doc_gold in zip(scores, gold, strict=True):
+                predicted, actual = score >= threshold, label in doc_gold
                 tp += predicted and actual
                 fp += predicted and not actual
                 fn += actual and not predicted
-            f1 = _f1(tp, fp, fn)
-            # Prefer the threshold nearest the default among equals, so thin data does not swing it far.
-            if f1 > best_f1 + 1e-9 or (abs(f1 - best_f1) <= 1e-9 and abs(threshold - default) < abs(best - default)):
-                best, best_f1 = threshold, f1
-        chosen[label] = best
-    return chosen
-
-
-def combined_scores(tagger: Tagger, model: TextModel, analyses: list, weight: float) -> list[dict[str, float]]:
-    """Return the blended rule and model score of every label for each analysed document."""
-    probabilities = model.predict([a.doc for a in analyses])
-    result = []
-    for analysis, probs in zip(analyses, probabilities, strict=True):
-        rules = tagger.rule_scores(analysis)
-        result.append({label: weight * rules.get(label, 0.0) + (1 - weight) * probs.get(label, 0.0)
-                       for label in tagger.kinds})
-    return result
+            key = (round(_f1(tp, fp, fn), 9), weight, -abs(threshold - default_threshold))
+            if best_key is None or key > best_key:
+                best, best_key = (weight, threshold), key
+    return best
 
 
 def fit_model(
     rules: Tagger, documents: Sequence[Sequence[tuple[str, str]]], label_sets: Sequence[set[str]],
     *, inner_folds: int = 3, seed: int = 7,
 ) -> TextModel:
-    """Train the model on all documents, with thresholds chosen on inner held-out folds."""
+    """Train the model on all documents, with each label's blend and threshold chosen on inner held-out folds."""
     labels = [label.id for label in rules.taxonomy.labels]
     analyses = rules.analyse(documents)
     docs = [a.doc for a in analyses]
     order = list(range(len(analyses)))
     random.Random(seed).shuffle(order)
-    held_scores: list[dict[str, float]] = []
+    held_out: list[tuple[dict[str, float], dict[str, float]]] = []
     held_gold: list[set[str]] = []
     if len(order) >= inner_folds * 2:
         for fold in range(inner_folds):
             test = [i for position, i in enumerate(order) if position % inner_folds == fold]
             train = [i for position, i in enumerate(order) if position % inner_folds != fold]
             model = train_model([docs[i] for i in train], [label_sets[i] for i in train], labels, seed=seed)
-            held_scores += combined_scores(rules, model, [analyses[i] for i in test], RULE_WEIGHT)
+            probabilities = model.predict([docs[i] for i in test])
+            held_out += [(rules.rule_scores(analyses[i]), probs) for i, probs in zip(test, probabilities, strict=True)]
             held_gold += [label_sets[i] for i in test]
-    thresholds = (choose_thresholds(held_scores, held_gold, labels, rules.taxonomy.threshold)
-                  if held_scores else {})
+    thresholds, weights = {}, {}
+    for label in labels if held_out else ():
+        weights[label], thresholds[label] = choose_blend(
+            held_out, held_gold, label, rules.taxonomy.threshold_for(label)
+        )
     model = train_model(docs, list(label_sets), labels, seed=seed)
-    model.meta = {"thresholds": thresholds, "rule_weight": RULE_WEIGHT, "documents": len(analyses)}
+    model.meta = {"thresholds": thresholds, "rule_weights": weights, "documents": len(analyses)}
     return model
