@@ -111,6 +111,7 @@ def merge_tags(
             )
         # Score and evidence are the machine's opinion and may change; source and status may not.
         tag.score, tag.evidence, tag.method = suggestion.score, suggestion.evidence, suggestion.method
+        tag.cues = suggestion.cues
         session.add(tag)
     return warnings
 

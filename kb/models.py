@@ -49,7 +49,8 @@ class PostmortemLabel(SQLModel, table=True):
     status: str = Field(max_length=12, index=True)  # "suggested", "confirmed" or "rejected"
     score: float = 0.0
     evidence: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
-    method: str = Field(default="", max_length=32)
+    method: str = Field(default="", max_length=32)  # "rules", "model", "rules+model"; empty for people
+    cues: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
     decided_by: str = Field(default="", max_length=100)
     decided_at: datetime | None = None
 

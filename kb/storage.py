@@ -110,6 +110,7 @@ def tag_record(tag: PostmortemLabel, kind: str) -> dict:
     return {
         "label": tag.label_id, "kind": kind, "source": tag.source, "status": tag.status,
         "score": round(tag.score, 4), "evidence": list(tag.evidence or []), "method": tag.method,
+        "cues": list(tag.cues or []),
         "decided_by": tag.decided_by or None,
         "decided_at": tag.decided_at.isoformat() if tag.decided_at else None,
     }

@@ -42,6 +42,7 @@ class Suggestion:
     score: float
     evidence: list[str] = field(default_factory=list)
     method: str = "rules"
+    cues: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -51,6 +52,7 @@ class Analysis:
     hits: dict[str, list[tuple[float, str]]]
     text: str
     doc: Doc
+    cues: dict[str, set[str]] = field(default_factory=dict)  # label -> the words that matched its cues
 
 
 def clean_sentence(text: str) -> str:
@@ -140,26 +142,27 @@ class Tagger:
         analyses = []
         for (text, starts), doc in zip(joined, parsed, strict=True):
             offsets = [offset for offset, _ in starts]
-            hits: dict[str, list[tuple[float, str]]] = {}
-            for label_id, sentence, cue_weight in self._matches(doc):
+            analysis = Analysis({}, text, doc)
+            for label_id, sentence, cue_weight, matched in self._matches(doc):
                 key = starts[bisect_right(offsets, sentence.start_char) - 1][1]
                 weight = TITLE_WEIGHT if key == "title" else self.taxonomy.section_weights.get(key, 1.0)
                 evidence = clean_sentence(text[sentence.start_char : sentence.end_char])
-                hits.setdefault(label_id, []).append((cue_weight * weight, evidence))
-            analyses.append(Analysis(hits, text, doc))
+                analysis.hits.setdefault(label_id, []).append((cue_weight * weight, evidence))
+                analysis.cues.setdefault(label_id, set()).add(matched)
+            analyses.append(analysis)
         return analyses
 
     def rule_scores(self, analysis: Analysis) -> dict[str, float]:
         """Return the rules' score of every label they found."""
         return {label: rule_score(found) for label, found in analysis.hits.items()}
 
-    def _matches(self, doc: Doc) -> list[tuple[str, Span, float]]:
-        """Return (label, sentence, cue weight) once per label and sentence, for cues not negated."""
+    def _matches(self, doc: Doc) -> list[tuple[str, Span, float, str]]:
+        """Return (label, sentence, cue weight, matched words) once per label and sentence, for cues not negated."""
         vocab = self.nlp.vocab.strings
         negatives = {(vocab[m], doc[s].sent.start) for m, s, _e in self.negative_matcher(doc)}
-        found: dict[tuple[str, int], tuple[Span, float]] = {}
+        found: dict[tuple[str, int], tuple[Span, float, str]] = {}
         for matcher in self.cue_matchers:
-            for match_id, start, _end in matcher(doc):
+            for match_id, start, end in matcher(doc):
                 label_id, weight = self.cue_weights[vocab[match_id]]
                 sentence = doc[start].sent
                 key = (label_id, sentence.start)
@@ -167,8 +170,8 @@ class Tagger:
                     continue
                 if key in negatives or self._negated(doc, sentence, start):
                     continue
-                found[key] = (sentence, weight)
-        return [(label_id, sentence, weight) for (label_id, _), (sentence, weight) in found.items()]
+                found[key] = (sentence, weight, doc[start:end].text)
+        return [(label_id, *match) for (label_id, _), match in found.items()]
 
     @staticmethod
     def _negated(doc: Doc, sentence: Span, start: int) -> bool:
@@ -189,7 +192,8 @@ class Tagger:
 
     def _rules_only(self, analysis: Analysis, scores: dict[str, float]) -> list[Suggestion]:
         suggestions = [
-            Suggestion(label, self.kinds[label], round(score, 4), self._evidence(analysis.hits[label]))
+            Suggestion(label, self.kinds[label], round(score, 4), self._evidence(analysis.hits[label]),
+                       cues=sorted(analysis.cues[label]))
             for label, score in scores.items()
             if score >= self.taxonomy.threshold_for(label)
         ]
@@ -213,7 +217,8 @@ class Tagger:
                     sentence_probs = self._sentence_probabilities(analysis)
                 evidence = self._model_evidence(analysis, sentence_probs, label)
             if evidence:  # a tag nobody can check is not shown
-                suggestions.append(Suggestion(label, self.kinds[label], round(score, 4), evidence, method))
+                suggestions.append(Suggestion(label, self.kinds[label], round(score, 4), evidence, method,
+                                              sorted(analysis.cues.get(label, ()))))
         return sorted(suggestions, key=lambda s: (-s.score, s.label))
 
     def _sentence_probabilities(self, analysis: Analysis) -> list[tuple[Span, dict[str, float]]]:
