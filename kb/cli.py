@@ -29,6 +29,7 @@ from kb.search import SORTS, search
 from kb.storage import label_counts
 from kb.training import retag_all, train_tagger
 from kb.trends import PERIODS, compute_trends
+from kb.trends_summary import label_changes, summaries
 from kb.users import create_user
 from nlp.taxonomy import TaxonomyError, check_taxonomy_data, load_taxonomy, read_taxonomy_data
 
@@ -177,26 +178,42 @@ def stats_command(ctx: KBContext, fmt: str) -> None:
 
 @cli.command("trends")
 @click.option("--period", type=click.Choice(PERIODS), default="quarter", show_default=True)
+@click.option("--from", "start", metavar="YYYY-MM-DD", help="First incident date to count.")
+@click.option("--to", "end", metavar="YYYY-MM-DD", help="Last incident date to count.")
 @click.option("--format", "fmt", type=click.Choice(["table", "json", "csv"]), default="table", show_default=True)
 @click.option("--confirmed-only", is_flag=True, help="Count only human-confirmed tags.")
 @pass_kb
-def trends_command(ctx: KBContext, period: str, fmt: str, confirmed_only: bool) -> None:
-    """Print postmortems per period and per label."""
+def trends_command(ctx: KBContext, period: str, start: str | None, end: str | None, fmt: str,
+                   confirmed_only: bool) -> None:
+    """Print postmortems per period and per label, what rose and fell, and a summary per period."""
     with ctx.kb.session() as session:
-        trends = compute_trends(session=session, period=period, confirmed_only=confirmed_only)
+        try:
+            trends = compute_trends(session=session, period=period, confirmed_only=confirmed_only,
+                                    start=start, end=end)
+        except KBError as error:
+            raise click.ClickException(str(error)) from None
     if fmt == "json":
-        click.echo(json.dumps(trends.as_dict(), indent=2))
+        data = trends.as_dict()
+        data["summaries"] = summaries(trends)
+        data["changes"] = [change.as_dict() for change in label_changes(trends)]
+        click.echo(json.dumps(data, indent=2))
+        return
+    if fmt == "csv":
+        csv.writer(sys.stdout, lineterminator="\n").writerows(trends.as_rows())
+        return
+    if not trends.periods:
+        click.echo("no dated postmortems")
         return
     rows = [["label", "kind", *trends.periods], ["(postmortems)", "", *trends.totals.values()]]
     for kind, labels in trends.labels.items():
         rows += [[label, kind, *counts.values()] for label, counts in labels.items()]
-    if fmt == "csv":
-        csv.writer(sys.stdout, lineterminator="\n").writerows(rows)
-        return
     widths = [max(len(str(row[i])) for row in rows) for i in range(len(rows[0]))]
     for row in rows:
         click.echo("  ".join(str(cell).rjust(w) if i > 1 else str(cell).ljust(w)
                              for i, (cell, w) in enumerate(zip(row, widths, strict=True))))
+    click.echo("")
+    for text in list(summaries(trends).values())[:4]:
+        click.echo(text)
 
 
 @cli.command("train")

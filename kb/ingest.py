@@ -12,7 +12,7 @@ from sqlmodel import Session, select
 
 from kb.context import KnowledgeBase
 from kb.errors import Conflict, KBError, ParseError
-from kb.models import Postmortem, PostmortemLabel, utcnow
+from kb.models import Postmortem, PostmortemLabel, PostmortemService, utcnow
 from kb.parse import ParsedPostmortem, parse_bytes, parse_file, slugify
 from kb.reindex import index_postmortems
 
@@ -116,6 +116,19 @@ def merge_tags(
     return warnings
 
 
+def set_services(*, session: Session, postmortem: Postmortem) -> None:
+    """Make the service rows of a postmortem match its services list."""
+    wanted = {service.strip()[:200] for service in postmortem.services if service.strip()}
+    existing = {row.service: row for row in session.exec(
+        select(PostmortemService).where(PostmortemService.postmortem_id == postmortem.id)
+    )}
+    for service, row in existing.items():
+        if service not in wanted:
+            session.delete(row)
+    for service in wanted - set(existing):
+        session.add(PostmortemService(postmortem_id=postmortem.id, service=service))
+
+
 def find_existing(*, session: Session, parsed: ParsedPostmortem) -> Postmortem | None:
     """Return the stored postmortem this file updates, raising Conflict if its slug is taken."""
     row = session.exec(select(Postmortem).where(Postmortem.slug == parsed.slug)).first()
@@ -144,6 +157,7 @@ def store_parsed(
     row.needs_reindex = True
     session.add(row)
     session.flush()  # gives a new row its id for the tags
+    set_services(session=session, postmortem=row)
     warnings = merge_tags(session=session, postmortem=row, human_labels=parsed.human_labels,
                           suggestions=suggestions, labels=labels)
     return outcome, row, warnings

@@ -33,6 +33,13 @@ class Postmortem(SQLModel, table=True):
     updated_at: datetime = Field(default_factory=utcnow)
 
 
+class PostmortemService(SQLModel, table=True):
+    """One service a postmortem names; a table of its own so that trends can GROUP BY service in SQL."""
+
+    postmortem_id: int = Field(foreign_key="postmortem.id", primary_key=True, ondelete="CASCADE")
+    service: str = Field(primary_key=True, max_length=200, index=True)
+
+
 class Label(SQLModel, table=True):
     id: str = Field(primary_key=True, max_length=64)
     kind: str = Field(max_length=16, index=True)

@@ -11,8 +11,9 @@ from kb.search import search
 from kb.storage import get_postmortem, list_postmortems, postmortem_record, tags_for
 from kb.tags import decide_tag
 from kb.trends import compute_trends
+from kb.trends_summary import label_changes, summaries
 from web.auth import api_write, current_kb, current_user
-from web.pages import search_args
+from web.pages import search_args, trends_params
 
 bp = Blueprint("api", __name__)
 
@@ -95,7 +96,9 @@ def api_labels():
 
 @bp.get("/trends")
 def api_trends():
-    period = request.args.get("period", "quarter")
-    confirmed_only = request.args.get("confirmed") in ("1", "true")
     with current_kb().session() as db:
-        return jsonify(compute_trends(session=db, period=period, confirmed_only=confirmed_only).as_dict())
+        trends = compute_trends(session=db, **trends_params())
+    data = trends.as_dict()
+    data["summaries"] = summaries(trends)
+    data["changes"] = [change.as_dict() for change in label_changes(trends)]
+    return jsonify(data)

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, flash, jsonify, redirect, render_template, request, session, url_for
+import csv
+import io
+
+from flask import Blueprint, Response, abort, flash, jsonify, redirect, render_template, request, session, url_for
 from sqlmodel import func, select
 from werkzeug.exceptions import HTTPException
 
@@ -13,7 +16,8 @@ from kb.reindex import index_postmortems
 from kb.search import SORTS, search, similar
 from kb.storage import get_postmortem, label_counts, list_postmortems, tags_for
 from kb.tags import decide_tag
-from kb.trends import PERIODS, compute_trends, period_bounds
+from kb.trends import DURATION_BUCKETS, PERIODS, compute_trends, period_bounds
+from kb.trends_summary import format_hours, label_changes, period_summary, summaries
 from kb.users import authenticate
 from web.auth import csrf_ok, current_kb, current_user, login_required
 from web.render import mark_evidence, render_markdown
@@ -93,17 +97,83 @@ def decide_tag_page(slug: str):
     return redirect(url_for("pages.postmortem_page", slug=slug) + "#why-tagged")
 
 
+def trends_params() -> dict:
+    """Return the trend parameters of this request, shared by the page, the CSV and the API."""
+    args = request.args
+    return {"period": args.get("period", "quarter"), "confirmed_only": args.get("confirmed") in ("1", "true"),
+            "start": args.get("from") or None, "end": args.get("to") or None}
+
+
+def chart_data(trends) -> dict:
+    """Return the figures the charts draw, in the shape static/trends.js reads."""
+    return {
+        "periods": trends.periods,
+        "severity": {level: list(series.values()) for level, series in trends.severity.items()},
+        "shares": {kind: {label: [round(trends.share(n, p) * 100, 1) for p, n in series.items()]
+                          for label, series in labels.items()} for kind, labels in trends.labels.items()},
+        "detect": [trends.period_durations["detect"][p].median_hours if p in trends.period_durations["detect"]
+                   else None for p in trends.periods],
+    }
+
+
 @bp.get("/trends")
 def trends_page():
     kb = current_kb()
-    period = request.args.get("period", "quarter")
-    if period not in PERIODS:
-        period = "quarter"
-    confirmed_only = request.args.get("confirmed") == "1"
+    error, params = None, trends_params()
     with kb.session() as db:
-        trends = compute_trends(session=db, period=period, confirmed_only=confirmed_only)
-    return render_template("trends.html", trends=trends, periods=PERIODS, confirmed_only=confirmed_only,
-                           descriptions=kb.descriptions, bounds=lambda name: period_bounds(period, name))
+        try:
+            trends = compute_trends(session=db, **params)
+        except KBError as exc:
+            error = str(exc)
+            trends = compute_trends(session=db, period="quarter", confirmed_only=params["confirmed_only"])
+    first = bounds_of(trends, 0)
+    last = bounds_of(trends, -1)
+    return render_template(
+        "trends.html", trends=trends, periods=PERIODS, descriptions=kb.descriptions, error=error,
+        bounds=lambda name: period_bounds(trends.period, name), summaries=summaries(trends),
+        changes=label_changes(trends), chart_data=chart_data(trends) if trends.periods else {},
+        facets=kb.labels_of_kind("facet"), categories=kb.labels_of_kind("category"),
+        heat_peak=max((n for row in trends.cooccurrence.values() for n in row.values()), default=0),
+        buckets=[name for name, _ in DURATION_BUCKETS], hours=format_hours,
+        range_after=trends.start or first, range_before=trends.end or last,
+    ), 400 if error else 200
+
+
+def bounds_of(trends, index: int) -> str | None:
+    """Return the first day of the first period (index 0) or the last day of the last one (index -1)."""
+    if not trends.periods:
+        return None
+    return period_bounds(trends.period, trends.periods[index])[0 if index == 0 else 1]
+
+
+@bp.get("/trends.csv")
+def trends_csv():
+    with current_kb().session() as db:
+        trends = compute_trends(session=db, **trends_params())
+    out = io.StringIO()
+    csv.writer(out).writerows(trends.as_rows())
+    return Response(out.getvalue(), mimetype="text/csv",
+                    headers={"Content-Disposition": "attachment; filename=postmortem-trends.csv"})
+
+
+@bp.get("/trends/report")
+def trends_report():
+    """A printable page on one period against the one before it, for a review meeting."""
+    kb = current_kb()
+    params = trends_params()
+    name = request.args.get("name", "")
+    with kb.session() as db:
+        overall = compute_trends(session=db, period=params["period"], confirmed_only=params["confirmed_only"])
+        if name not in overall.periods:
+            abort(404, f"no {params['period']} named {name!r} with postmortems; pick one on the trends page")
+        index = overall.periods.index(name)
+        start = period_bounds(overall.period, overall.periods[max(0, index - 1)])[0]
+        trends = compute_trends(session=db, period=overall.period, confirmed_only=params["confirmed_only"],
+                                start=start, end=period_bounds(overall.period, name)[1])
+    return render_template("report.html", trends=trends, name=name, summary=period_summary(trends, name),
+                           changes=label_changes(trends, window=1), hours=format_hours,
+                           facets=kb.labels_of_kind("facet"), categories=kb.labels_of_kind("category"),
+                           bounds=lambda n: period_bounds(trends.period, n))
 
 
 @bp.route("/new", methods=["GET", "POST"])
