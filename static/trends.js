@@ -12,7 +12,7 @@
   function lines(series) {
     return Object.entries(series).map(([label, values], i) => ({
       label, data: values, borderColor: palette[i % palette.length],
-      backgroundColor: palette[i % palette.length], tension: 0.2, pointRadius: 2,
+      backgroundColor: palette[i % palette.length], cubicInterpolationMode: "monotone", pointRadius: 2,
     }));
   }
   const charts = {
