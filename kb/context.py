@@ -13,6 +13,7 @@ from sqlmodel import Session
 from kb.config import Config
 from kb.index import SearchIndex
 from kb.storage import init_db, make_engine, sync_labels
+from kb.trends import TrendsCache
 
 
 @dataclass
@@ -25,6 +26,7 @@ class KnowledgeBase:
     labels: dict[str, str]  # label id -> kind
     descriptions: dict[str, str]
     tagger_factory: Callable[[], Any]
+    trends_cache: TrendsCache = field(default_factory=TrendsCache, repr=False)
     _tagger: Any = field(default=None, repr=False)
 
     @property

@@ -12,7 +12,7 @@ from sqlmodel import Session, select
 
 from kb.context import KnowledgeBase
 from kb.errors import Conflict, KBError, ParseError
-from kb.models import Postmortem, PostmortemLabel, PostmortemService, utcnow
+from kb.models import Postmortem, PostmortemLabel, PostmortemService, seconds_between, utcnow
 from kb.parse import ParsedPostmortem, parse_bytes, parse_file, slugify
 from kb.reindex import index_postmortems
 
@@ -153,6 +153,8 @@ def store_parsed(
     row.sections = parsed.section_texts()
     row.source_path, row.content_hash = parsed.source_path, parsed.content_hash
     row.started_at, row.detected_at, row.resolved_at = parsed.started_at, parsed.detected_at, parsed.resolved_at
+    row.detect_seconds = seconds_between(row.started_at, row.detected_at)
+    row.resolve_seconds = seconds_between(row.detected_at, row.resolved_at)
     row.updated_at = utcnow()
     row.needs_reindex = True
     session.add(row)

@@ -12,6 +12,13 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+def seconds_between(start: datetime | None, end: datetime | None) -> int | None:
+    """Return whole seconds from start to end, or None when either is missing or end comes first."""
+    if start is None or end is None or end < start:
+        return None
+    return int((end - start).total_seconds())
+
+
 class Postmortem(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     slug: str = Field(index=True, unique=True, max_length=200)
@@ -30,7 +37,10 @@ class Postmortem(SQLModel, table=True):
     resolved_at: datetime | None = None
     needs_reindex: bool = Field(default=False, index=True)
     created_at: datetime = Field(default_factory=utcnow)
-    updated_at: datetime = Field(default_factory=utcnow)
+    updated_at: datetime = Field(default_factory=utcnow, index=True)
+    # Derived from the times above when a postmortem is stored, so trends aggregate plain integers.
+    detect_seconds: int | None = None
+    resolve_seconds: int | None = None
 
 
 class PostmortemService(SQLModel, table=True):
@@ -59,7 +69,7 @@ class PostmortemLabel(SQLModel, table=True):
     method: str = Field(default="", max_length=32)  # "rules", "model", "rules+model"; empty for people
     cues: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
     decided_by: str = Field(default="", max_length=100)
-    decided_at: datetime | None = None
+    decided_at: datetime | None = Field(default=None, index=True)
 
 
 class User(SQLModel, table=True):

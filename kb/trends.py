@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import calendar
+import threading
+from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import date
@@ -11,7 +13,6 @@ from sqlalchemy import Integer, case, cast, extract, func, literal, or_
 from sqlalchemy.orm import aliased
 from sqlmodel import Session, select
 
-from kb.dialect import seconds_between
 from kb.errors import InvalidQuery
 from kb.models import Label, Postmortem, PostmortemLabel, PostmortemService
 
@@ -21,7 +22,7 @@ TOP_SERVICES = 10
 DURATION_BUCKETS = (("< 1 h", 3600), ("1–6 h", 6 * 3600), ("6–24 h", 86400), ("1–3 d", 3 * 86400),
                     ("3–7 d", 7 * 86400), ("> 7 d", None))
 # Time to detect runs from the start to detection; time to resolve from detection to resolution.
-DURATIONS = {"detect": ("started_at", "detected_at"), "resolve": ("detected_at", "resolved_at")}
+DURATIONS = {"detect": "detect_seconds", "resolve": "resolve_seconds"}
 
 
 @dataclass
@@ -167,29 +168,29 @@ def compute_trends(
     trends.severity = _severity_counts(session, columns, in_range, trends)
     trends.cooccurrence = _cooccurrence(session, in_range, counted)
     trends.services = [(name, int(count)) for name, count in session.exec(
-        select(PostmortemService.service, func.count(func.distinct(Postmortem.id)))
+        select(PostmortemService.service, func.count())
         .join(Postmortem, Postmortem.id == PostmortemService.postmortem_id)
         .where(*in_range)
         .group_by(PostmortemService.service)
-        .order_by(func.count(func.distinct(Postmortem.id)).desc(), PostmortemService.service)
+        .order_by(func.count().desc(), PostmortemService.service)
         .limit(TOP_SERVICES)
     )]
-    dialect = session.get_bind().dialect.name
     for which in DURATIONS:
         trends.durations[which] = {
             label: stats for (label,), stats in
-            _duration_stats(session, dialect, which, [PostmortemLabel.label_id], in_range, counted()).items()
+            _duration_stats(session, which, [PostmortemLabel.label_id], in_range, counted()).items()
         }
         trends.period_durations[which] = {
             _name(period, key): stats for key, stats in
-            _duration_stats(session, dialect, which, list(columns), in_range, None).items()
+            _duration_stats(session, which, list(columns), in_range, None).items()
         }
     return trends
 
 
 def _label_counts(session, columns, in_range, status_ok, trends: Trends) -> dict[str, dict[str, dict[str, int]]]:
     query = (
-        select(Label.kind, PostmortemLabel.label_id, *columns, func.count(func.distinct(Postmortem.id)))
+        # A postmortem has at most one tag per label (a unique constraint), so count(*) counts postmortems.
+        select(Label.kind, PostmortemLabel.label_id, *columns, func.count())
         .join(Postmortem, Postmortem.id == PostmortemLabel.postmortem_id)
         .join(Label, Label.id == PostmortemLabel.label_id)
         .where(*in_range, status_ok)
@@ -217,7 +218,7 @@ def _cooccurrence(session, in_range, counted) -> dict[str, dict[str, int]]:
     facet_tag, category_tag = aliased(PostmortemLabel), aliased(PostmortemLabel)
     facet_label, category_label = aliased(Label), aliased(Label)
     query = (
-        select(facet_tag.label_id, category_tag.label_id, func.count(func.distinct(Postmortem.id)))
+        select(facet_tag.label_id, category_tag.label_id, func.count())
         .join(category_tag, category_tag.postmortem_id == facet_tag.postmortem_id)
         .join(facet_label, facet_label.id == facet_tag.label_id)
         .join(category_label, category_label.id == category_tag.label_id)
@@ -232,12 +233,11 @@ def _cooccurrence(session, in_range, counted) -> dict[str, dict[str, int]]:
     return grid
 
 
-def _duration_stats(session, dialect, which, key_columns, in_range, status_ok) -> dict[tuple, DurationStats]:
+def _duration_stats(session, which, key_columns, in_range, status_ok) -> dict[tuple, DurationStats]:
     """Return the median and distribution of a duration per key, with medians found by SQL window functions."""
-    start_col, end_col = (getattr(Postmortem, name) for name in DURATIONS[which])
-    seconds = seconds_between(start_col, end_col, dialect)
+    seconds = getattr(Postmortem, DURATIONS[which])
     base = select(*[c.label(f"k{i}") for i, c in enumerate(key_columns)], seconds.label("secs")).where(
-        *in_range, start_col.is_not(None), end_col.is_not(None), end_col >= start_col)
+        *in_range, seconds.is_not(None))
     if status_ok is not None:
         base = base.select_from(PostmortemLabel).join(
             Postmortem, Postmortem.id == PostmortemLabel.postmortem_id).where(status_ok)
@@ -264,3 +264,34 @@ def _duration_stats(session, dialect, which, key_columns, in_range, status_ok) -
     for stats in result.values():
         stats.buckets = {name: stats.buckets.get(name, 0) for name, _ in DURATION_BUCKETS}
     return result
+
+
+def data_version(session: Session) -> tuple:
+    """Return a cheap fingerprint that changes whenever a postmortem or a tag decision changes."""
+    postmortems = session.exec(select(func.count(Postmortem.id), func.max(Postmortem.updated_at))).one()
+    tags = session.exec(select(func.count(PostmortemLabel.id), func.max(PostmortemLabel.id),
+                               func.max(PostmortemLabel.decided_at))).one()
+    return (*postmortems, *tags)
+
+
+class TrendsCache:
+    """Keep recent trend figures until the data changes: they are read far more often than written."""
+
+    def __init__(self, size: int = 32):
+        self.size = size
+        self._entries: OrderedDict[tuple, Trends] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, *, session: Session, **params) -> Trends:
+        """Return compute_trends(**params), computed again only when the data changed."""
+        key = (tuple(sorted(params.items())), data_version(session))
+        with self._lock:
+            if key in self._entries:
+                self._entries.move_to_end(key)
+                return self._entries[key]
+        trends = compute_trends(session=session, **params)
+        with self._lock:
+            self._entries[key] = trends
+            while len(self._entries) > self.size:
+                self._entries.popitem(last=False)
+        return trends

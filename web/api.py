@@ -10,7 +10,6 @@ from kb.reindex import index_postmortems
 from kb.search import search
 from kb.storage import get_postmortem, list_postmortems, postmortem_record, tags_for
 from kb.tags import decide_tag
-from kb.trends import compute_trends
 from kb.trends_summary import label_changes, summaries
 from web.auth import api_write, current_kb, current_user
 from web.pages import search_args, trends_params
@@ -96,8 +95,9 @@ def api_labels():
 
 @bp.get("/trends")
 def api_trends():
-    with current_kb().session() as db:
-        trends = compute_trends(session=db, **trends_params())
+    kb = current_kb()
+    with kb.session() as db:
+        trends = kb.trends_cache.get(session=db, **trends_params())
     data = trends.as_dict()
     data["summaries"] = summaries(trends)
     data["changes"] = [change.as_dict() for change in label_changes(trends)]

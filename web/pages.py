@@ -122,7 +122,7 @@ def trends_page():
     error, params = None, trends_params()
     with kb.session() as db:
         try:
-            trends = compute_trends(session=db, **params)
+            trends = kb.trends_cache.get(session=db, **params)
         except KBError as exc:
             error = str(exc)
             trends = compute_trends(session=db, period="quarter", confirmed_only=params["confirmed_only"])
@@ -148,8 +148,9 @@ def bounds_of(trends, index: int) -> str | None:
 
 @bp.get("/trends.csv")
 def trends_csv():
-    with current_kb().session() as db:
-        trends = compute_trends(session=db, **trends_params())
+    kb = current_kb()
+    with kb.session() as db:
+        trends = kb.trends_cache.get(session=db, **trends_params())
     out = io.StringIO()
     csv.writer(out).writerows(trends.as_rows())
     return Response(out.getvalue(), mimetype="text/csv",
@@ -163,12 +164,12 @@ def trends_report():
     params = trends_params()
     name = request.args.get("name", "")
     with kb.session() as db:
-        overall = compute_trends(session=db, period=params["period"], confirmed_only=params["confirmed_only"])
+        overall = kb.trends_cache.get(session=db, period=params["period"], confirmed_only=params["confirmed_only"])
         if name not in overall.periods:
             abort(404, f"no {params['period']} named {name!r} with postmortems; pick one on the trends page")
         index = overall.periods.index(name)
         start = period_bounds(overall.period, overall.periods[max(0, index - 1)])[0]
-        trends = compute_trends(session=db, period=overall.period, confirmed_only=params["confirmed_only"],
+        trends = kb.trends_cache.get(session=db, period=overall.period, confirmed_only=params["confirmed_only"],
                                 start=start, end=period_bounds(overall.period, name)[1])
     return render_template("report.html", trends=trends, name=name, summary=period_summary(trends, name),
                            changes=label_changes(trends, window=1), hours=format_hours,
