@@ -139,3 +139,18 @@ def test_cli_prints_the_same_figures(loaded, monkeypatch):
     assert "postmortems,,,2024,5" in rows
     bad = runner.invoke(cli, ["trends", "--from", "2024-13-01"])
     assert bad.exit_code == 1 and "from needs a date written YYYY-MM-DD" in bad.output
+
+
+def test_cached_figures_follow_every_write(loaded):
+    from kb.storage import get_postmortem
+    from kb.tags import decide_tag
+
+    with loaded.session() as session:
+        before = loaded.trends_cache.get(session=session, period="year", confirmed_only=True)
+        assert loaded.trends_cache.get(session=session, period="year", confirmed_only=True) is before
+        pm = get_postmortem(session=session, slug="2024-05-12-c")
+        decide_tag(session=session, postmortem=pm, label_id="people", status="confirmed", decided_by="ann",
+                   labels=loaded.labels)
+        session.commit()
+        after = loaded.trends_cache.get(session=session, period="year", confirmed_only=True)
+    assert (before.labels["facet"]["people"], after.labels["facet"]["people"]) == ({"2024": 1}, {"2024": 2})
