@@ -249,21 +249,24 @@ def _duration_stats(session, which, key_columns, in_range, status_ok) -> dict[tu
         func.count(literal(1)).over(partition_by=keys).label("n"),
     ).subquery()
     rkeys = [ranked.c[f"k{i}"] for i in range(len(key_columns))]
+    # One pass over the ranked rows gives the median (the middle one or two) and every bucket's count.
     middle = or_(ranked.c.rn == (ranked.c.n + 1) // 2, ranked.c.rn == (ranked.c.n + 2) // 2)
-    result = {
-        tuple(row[:-2]): DurationStats(round(float(row[-2]) / 3600, 2), int(row[-1]))
-        for row in session.exec(select(*rkeys, func.avg(ranked.c.secs), func.max(ranked.c.n))
-                                .where(middle).group_by(*rkeys))
+    lower = 0
+    bucket_counts = []
+    for name, bound in DURATION_BUCKETS:
+        inside = ranked.c.secs >= lower if bound is None else (ranked.c.secs >= lower) & (ranked.c.secs < bound)
+        bucket_counts.append(func.sum(case((inside, 1), else_=0)).label(name))
+        lower = bound
+    query = select(*rkeys, func.avg(case((middle, ranked.c.secs))), func.max(ranked.c.n), *bucket_counts).group_by(
+        *rkeys)
+    width = len(key_columns)
+    return {
+        tuple(row[:width]): DurationStats(
+            round(float(row[width]) / 3600, 2), int(row[width + 1]),
+            {name: int(count) for (name, _), count in zip(DURATION_BUCKETS, row[width + 2 :], strict=True)},
+        )
+        for row in session.exec(query)
     }
-    bucket = case(*[(inner.c.secs < bound, name) for name, bound in DURATION_BUCKETS if bound],
-                  else_=DURATION_BUCKETS[-1][0])
-    for *key, name, count in session.exec(select(*keys, bucket, func.count()).group_by(*keys, bucket)):
-        stats = result.get(tuple(key))
-        if stats is not None:
-            stats.buckets[name] = int(count)
-    for stats in result.values():
-        stats.buckets = {name: stats.buckets.get(name, 0) for name, _ in DURATION_BUCKETS}
-    return result
 
 
 def data_version(session: Session) -> tuple:
