@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import spacy
 from spacy.language import Language
 from spacy.pipeline import Sentencizer
@@ -18,6 +20,15 @@ def build_pipeline() -> Language:
     nlp.add_pipe("lemmatizer", config={"mode": "lookup"})
     nlp.initialize()
     return nlp
+
+
+BLOCK_START = re.compile(r"\n(?=[ \t]*(?:[-*+]\s|\d+[.)]\s|\|))")
+TABLE_RULE = re.compile(r"^[ \t]*\|?[ \t:]*-{3,}[-|: \t]*$", re.MULTILINE)
+
+
+def separate_blocks(text: str) -> str:
+    """Put list items and table rows in paragraphs of their own, so each is a sentence of its own."""
+    return BLOCK_START.sub("\n\n", TABLE_RULE.sub("", text))
 
 
 def lower_same_length(text: str) -> str:

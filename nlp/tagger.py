@@ -11,7 +11,7 @@ from spacy.matcher import PhraseMatcher
 from spacy.tokens import Doc, Span
 
 from nlp.model import TextModel
-from nlp.pipeline import SECTION_SEPARATOR, build_pipeline, lower_same_length
+from nlp.pipeline import SECTION_SEPARATOR, build_pipeline, lower_same_length, separate_blocks
 from nlp.taxonomy import Taxonomy
 
 # Words that, shortly before a cue in the same sentence, say the cue does not hold.
@@ -66,6 +66,7 @@ def join_sections(sections: Sequence[tuple[str, str]]) -> tuple[str, list[tuple[
     """Return the sections' texts joined by blank lines, and where each section starts."""
     parts, starts, offset = [], [], 0
     for key, text in sections:
+        text = separate_blocks(text)
         starts.append((offset, key))
         parts.append(text)
         offset += len(text) + len(SECTION_SEPARATOR)

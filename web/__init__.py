@@ -4,12 +4,15 @@ from __future__ import annotations
 
 from flask import Flask
 
+from kb.trends_summary import format_hours
+
 
 def register(app: Flask) -> None:
     """Register the blueprints, template helpers and error handlers on app."""
     from web import api, auth, pages
 
     auth.init_app(app)
+    app.add_template_filter(lambda delta: format_hours(delta.total_seconds() / 3600), "duration")
     app.register_blueprint(pages.bp)
     app.register_blueprint(api.bp, url_prefix="/api")
     pages.register_error_pages(app)
