@@ -29,9 +29,11 @@ def make_schema() -> Schema:
         facet=KEYWORD(commas=True, lowercase=True, stored=True, scorable=False),
         category=KEYWORD(commas=True, lowercase=True, stored=True, scorable=False),
         service=KEYWORD(commas=True, lowercase=True, stored=True, scorable=False),
-        severity=ID(stored=True),
+        severity=KEYWORD(lowercase=True, stored=True, scorable=False),
         sev_rank=NUMERIC(sortable=True),
         date=DATETIME(stored=True, sortable=True),
+        # Days since year 1, 0 when undated: sorting newest first puts undated postmortems last.
+        day_number=NUMERIC(sortable=True),
     )
 
 
@@ -52,6 +54,7 @@ def document_for(postmortem: Postmortem, facets: list[str], categories: list[str
         "service": ",".join(postmortem.services),
         "severity": postmortem.severity.lower(),
         "sev_rank": SEVERITY_RANK.get(postmortem.severity, 9),
+        "day_number": postmortem.incident_date.toordinal() if postmortem.incident_date else 0,
     }
     if postmortem.incident_date:
         day: date = postmortem.incident_date

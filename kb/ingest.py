@@ -191,18 +191,28 @@ def import_files(
     on_progress: Callable[[FileResult], None] | None = None,
     batch_size: int = 64,
 ) -> ImportReport:
-    """Import these files in batches, reporting each result to on_progress as it is known."""
+    """Import these files in batches, reporting each result to on_progress as it is known.
+
+    A dry run stores every file in one transaction that is rolled back at the end, so files of the same
+    run see each other (a slug clash between two of them is reported) and nothing is kept.
+    """
     report = ImportReport(results=list(problems))
-    for start in range(0, len(files), batch_size):
-        for result in import_batch(kb, files[start : start + batch_size], dry_run=dry_run):
-            report.results.append(result)
-            if on_progress:
-                on_progress(result)
+    dry_session = kb.session() if dry_run else None
+    try:
+        for start in range(0, len(files), batch_size):
+            for result in import_batch(kb, files[start : start + batch_size], dry_session=dry_session):
+                report.results.append(result)
+                if on_progress:
+                    on_progress(result)
+    finally:
+        if dry_session is not None:
+            dry_session.rollback()
+            dry_session.close()
     return report
 
 
-def import_batch(kb: KnowledgeBase, files: list[Path], *, dry_run: bool) -> list[FileResult]:
-    """Parse and tag a batch of files together, then store each in its own transaction."""
+def import_batch(kb: KnowledgeBase, files: list[Path], *, dry_session: Session | None = None) -> list[FileResult]:
+    """Parse and tag a batch of files together, then store each in its own transaction (or in dry_session)."""
     parsed_files: list[tuple[Path, ParsedPostmortem]] = []
     results: dict[Path, FileResult] = {}
     for path in files:
@@ -215,23 +225,24 @@ def import_batch(kb: KnowledgeBase, files: list[Path], *, dry_run: bool) -> list
     all_suggestions = kb.tagger.tag_many(tagger_input(parsed) for _, parsed in parsed_files)
     stored_ids = []
     for (path, parsed), suggestions in zip(parsed_files, all_suggestions, strict=True):
-        session = kb.session()
+        session = dry_session or kb.session()
         try:
             outcome, row, warnings = store_parsed(
                 session=session, parsed=parsed, suggestions=suggestions, labels=kb.labels
             )
-            if dry_run:
-                session.rollback()
-            else:
+            if dry_session is None:
                 session.commit()
                 if outcome != "unchanged":
                     stored_ids.append(row.id)
             results[path] = FileResult(str(path), outcome, parsed.slug, warnings=parsed.warnings + warnings)
         except KBError as error:
-            session.rollback()
+            # store_parsed raises before it writes anything, so a dry run's transaction stays clean.
+            if dry_session is None:
+                session.rollback()
             results[path] = FileResult(str(path), "failed", parsed.slug, reason=str(error))
         finally:
-            session.close()
+            if dry_session is None:
+                session.close()
     if stored_ids:
         index_postmortems(kb, stored_ids)
     return [results[path] for path in files]

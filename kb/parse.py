@@ -33,8 +33,23 @@ SECTION_NAMES: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("summary", ("summary", "overview", "tl;dr", "tldr", "what happened", "description")),
 )
 
+# A phrase must start a word: "action" names action items, "extraction" does not.
+SECTION_PATTERNS = tuple(
+    (key, re.compile("|".join(r"\b" + re.escape(phrase) for phrase in phrases))) for key, phrases in SECTION_NAMES
+)
+
 SEVERITY_WORDS = {"critical": "SEV1", "high": "SEV2", "major": "SEV2", "medium": "SEV3",
                   "moderate": "SEV3", "minor": "SEV4", "low": "SEV4"}
+
+
+class FrontMatterLoader(yaml.SafeLoader):
+    """YAML's safe loader, but dates and times stay text: we parse them ourselves and warn on bad ones."""
+
+
+FrontMatterLoader.yaml_implicit_resolvers = {
+    first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:timestamp"]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
 
 
 @dataclass
@@ -87,8 +102,8 @@ def section_key(heading: str) -> str:
     """Return the canonical key of a section heading, or 'other'."""
     words = re.sub(r"[^a-z0-9;]+", " ", heading.lower().replace("-", " ")).strip()
     words = re.sub(r"^\d+\s*", "", words)
-    for key, phrases in SECTION_NAMES:
-        if any(phrase in words for phrase in phrases):
+    for key, pattern in SECTION_PATTERNS:
+        if pattern.search(words):
             return key
     return "other"
 
@@ -135,7 +150,7 @@ def split_front_matter(text: str, path: str) -> tuple[dict[str, Any], str, int]:
         if lines[index].strip() in ("---", "..."):
             block = "\n".join(lines[1:index])
             try:
-                data = yaml.safe_load(block) if block.strip() else {}
+                data = yaml.load(block, Loader=FrontMatterLoader) if block.strip() else {}
             except yaml.YAMLError as error:
                 mark = getattr(error, "problem_mark", None)
                 line = mark.line + 2 if mark is not None else 1
@@ -241,7 +256,7 @@ def split_sections(body: str) -> tuple[str | None, list[Section]]:
 def first_paragraph(text: str, limit: int = 400) -> str:
     """Return the first prose paragraph of markdown text, shortened to limit characters."""
     for block in re.split(r"\n\s*\n", text):
-        lines = [ln.strip() for ln in block.strip().split("\n")]
+        lines = [ln.strip() for ln in block.strip().split("\n") if not HEADING_RE.match(ln.strip())]
         if not lines or not lines[0] or lines[0].startswith(("|", "#", "```", "---")):
             continue
         if DATE_LINE_RE.match(lines[0]) and len(lines) == 1:

@@ -130,9 +130,11 @@ def search(
                         services=services, after=after, before=before)
     kwargs: dict = {}
     if sort == "newest" or (sort == "relevance" and isinstance(query, Every)):
-        kwargs = {"sortedby": sorting.FieldFacet("date", reverse=True)}
+        kwargs = {"sortedby": sorting.FieldFacet("day_number", reverse=True)}
     elif sort == "severity":
-        kwargs = {"sortedby": [sorting.FieldFacet("sev_rank"), sorting.FieldFacet("date", reverse=True)]}
+        kwargs = {"sortedby": sorting.MultiFacet([sorting.FieldFacet("sev_rank"),
+                                                  sorting.FieldFacet("day_number", reverse=True)])}
+    ranked = "sortedby" not in kwargs
     if with_counts:
         kwargs["groupedby"] = {
             name: sorting.FieldFacet(name, allow_overlap=True) for name in ("facet", "category", "severity")
@@ -141,7 +143,9 @@ def search(
     with kb.index.searcher() as searcher:
         results = searcher.search_page(query, page, pagelen=per_page, terms=True, **kwargs)
         _highlight_with_marks(results.results)
-        hits = [_hit(hit) for hit in results]
+        # Whoosh answers a page past the end with the last page; people asked for nothing there.
+        past_end = (page - 1) * per_page >= len(results.results)
+        hits = [] if past_end else [_hit(hit, ranked=ranked) for hit in results]
         counts = {}
         if with_counts:
             counts = {name: _sorted_counts(results.results.groups(name)) for name in ("facet", "category", "severity")}
@@ -162,7 +166,8 @@ def _split(value: str | None) -> list[str]:
     return [part for part in (value or "").split(",") if part]
 
 
-def _hit(hit) -> SearchHit:
+def _hit(hit, *, ranked: bool = True) -> SearchHit:
+    """Return a hit; when results are sorted by a field, Whoosh's score is that sort key, so report 0."""
     fields = hit.fields()
     highlight = ""
     for name in ("root_cause", "summary", "body"):
@@ -175,7 +180,7 @@ def _hit(hit) -> SearchHit:
     day = fields.get("date")
     return SearchHit(
         slug=fields["slug"], title=fields["title"], date=day.date().isoformat() if day else None,
-        score=float(hit.score or 0.0), severity=fields.get("severity", ""),
+        score=float(hit.score or 0.0) if ranked else 0.0, severity=fields.get("severity", ""),
         facets=_split(fields.get("facet")), categories=_split(fields.get("category")), highlight=highlight,
     )
 

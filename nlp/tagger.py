@@ -19,6 +19,7 @@ NEGATORS = frozenset({"not", "n't", "never", "without", "no", "neither", "nor", 
 # "no" that does not negate what follows: "no one owned", "no longer retrained".
 NOT_NEGATING_AFTER_NO = frozenset({"one", "longer", "single", "clear", "owner"})
 NEGATION_WINDOW = 5
+CLAUSE_BREAKS = frozenset({"and", "but", "so", "because", "which", "while", "then", ",", ";", ":"})
 # Phrases that anywhere in a sentence rule out, or only imagine, what it mentions.
 RULED_OUT = re.compile(
     r"\b(ruled? out|ruling out|was not the cause|were not the cause|wasn't the cause|weren't the cause|"
@@ -176,7 +177,9 @@ class Tagger:
 
     @staticmethod
     def _negated(doc: Doc, sentence: Span, start: int) -> bool:
-        for token in doc[max(sentence.start, start - NEGATION_WINDOW) : start]:
+        for token in reversed(doc[max(sentence.start, start - NEGATION_WINDOW) : start]):
+            if token.lower_ in CLAUSE_BREAKS:
+                break  # "without retraining and went stale": the negation stays in its own clause
             if token.lower_ in NEGATORS:
                 following = doc[token.i + 1].lower_ if token.i + 1 < len(doc) else ""
                 if not (token.lower_ == "no" and following in NOT_NEGATING_AFTER_NO):
