@@ -314,6 +314,11 @@ def parse_text(text: str, *, path: str = "<input>", content_hash: str | None = N
         if raw not in (None, "") and times[key] is None:
             warnings.append(f"front matter '{key}' {raw!r} is not a date and time; ignored")
 
+    for earlier, later in (("started", "detected"), ("detected", "resolved"), ("started", "resolved")):
+        if times[earlier] and times[later] and times[later] < times[earlier]:
+            warnings.append(f"front matter '{later}' is earlier than '{earlier}'; that time is not used")
+            times[later] = None
+
     if heading_title and heading_title == title:
         # The heading is the title: drop it so pages do not show the title twice.
         body = re.sub(r"\A\s*#[ \t]+[^\n]*\n?", "", body, count=1)

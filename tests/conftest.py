@@ -7,6 +7,8 @@ from pathlib import Path
 import pytest
 
 from app import create_app
+from kb.config import DEFAULT_TAXONOMY
+from nlp.taxonomy import read_taxonomy_data
 
 ROOT = Path(__file__).resolve().parent.parent
 SEED = ROOT / "seed_data"
@@ -48,9 +50,6 @@ def write_md(tmp_path):
 
 def write_quiet_taxonomy(folder: Path) -> Path:
     """Write the shipped labels with cues no text contains, so that only front-matter labels tag postmortems."""
-    from kb.config import DEFAULT_TAXONOMY
-    from nlp.taxonomy import read_taxonomy_data
-
     entries = [f'[[label]]\nid = "{e["id"]}"\nkind = "{e["kind"]}"\ncues = ["zzqx {e["id"]}"]\n'
                for e in read_taxonomy_data(DEFAULT_TAXONOMY)["label"]]
     path = folder / "quiet-taxonomy.toml"
@@ -58,11 +57,3 @@ def write_quiet_taxonomy(folder: Path) -> Path:
     path.write_text("\n".join(entries), encoding="utf-8")
     return path
 
-
-@pytest.fixture
-def quiet_kb(tmp_path):
-    """A knowledge base whose tagger never suggests a label: search and trend figures depend on the test data alone."""
-    app = create_app({"KB_DATA_DIR": str(tmp_path / "quiet-data"), "KB_SECRET_KEY": "test-secret",
-                      "KB_TAXONOMY": str(write_quiet_taxonomy(tmp_path))})
-    yield app.extensions["kb"]
-    app.extensions["kb"].engine.dispose()

@@ -12,7 +12,7 @@ def register(app: Flask) -> None:
     from web import api, auth, pages
 
     auth.init_app(app)
-    app.add_template_filter(lambda delta: format_hours(delta.total_seconds() / 3600), "duration")
+    app.add_template_filter(lambda seconds: format_hours(seconds / 3600), "duration")
     app.register_blueprint(pages.bp)
     app.register_blueprint(api.bp, url_prefix="/api")
     pages.register_error_pages(app)

@@ -242,6 +242,12 @@ def register_error_pages(app) -> None:
             return jsonify(error=str(error)), 404
         return render_template("error.html", code=404, message=str(error)), 404
 
+    @app.errorhandler(KBError)
+    def bad_request(error):
+        if wants_json():
+            return jsonify(error=str(error)), 400
+        return render_template("error.html", code=400, message=str(error)), 400
+
     @app.errorhandler(HTTPException)
     def http_error(error):
         if wants_json():
