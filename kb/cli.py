@@ -131,11 +131,19 @@ def tag_command(ctx: KBContext, files: tuple[str, ...], fmt: str) -> None:
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
 @click.option("--limit", type=click.IntRange(1, 100), default=10, show_default=True)
 @click.option("--sort", type=click.Choice(SORTS), default="relevance", show_default=True)
+@click.option("--page", type=click.IntRange(1), default=1, show_default=True)
+@click.option("--facet", "facets", multiple=True, help="Only this facet (repeat for any of several).")
+@click.option("--category", "categories", multiple=True, help="Only this category (repeatable).")
+@click.option("--severity", "severities", multiple=True, help="Only this severity, e.g. SEV1 (repeatable).")
+@click.option("--service", "services", multiple=True, help="Only this service (repeatable).")
+@click.option("--after", metavar="YYYY-MM-DD", help="Incidents on or after this date.")
+@click.option("--before", metavar="YYYY-MM-DD", help="Incidents on or before this date.")
 @pass_kb
-def search_command(ctx: KBContext, query: tuple[str, ...], fmt: str, limit: int, sort: str) -> None:
+def search_command(ctx: KBContext, query: tuple[str, ...], fmt: str, limit: int, sort: str, page: int,
+                   **filters) -> None:
     """Search postmortems: words, "phrases", facet:, category:, severity:, service:, before:, after:."""
     try:
-        results = search(ctx.kb, " ".join(query), per_page=limit, sort=sort)
+        results = search(ctx.kb, " ".join(query), per_page=limit, sort=sort, page=page, **filters)
     except KBError as error:
         raise click.ClickException(str(error)) from None
     if fmt == "json":
@@ -143,6 +151,8 @@ def search_command(ctx: KBContext, query: tuple[str, ...], fmt: str, limit: int,
         click.echo(json.dumps({"total": data["total"], "hits": data["hits"]}, indent=2, ensure_ascii=False))
         return
     click.echo(f"{results.total} postmortems match")
+    if results.suggestion:
+        click.echo(f"did you mean: {results.suggestion}")
     for hit in results.hits:
         tags = ", ".join(hit.facets + hit.categories)
         click.echo(f"{hit.date or '----------'}  {hit.slug:<48} {hit.title}")

@@ -22,9 +22,10 @@ def make_schema() -> Schema:
     text = StemmingAnalyzer()
     return Schema(
         slug=ID(stored=True, unique=True),
-        title=TEXT(analyzer=text, stored=True, field_boost=3.0),
-        summary=TEXT(analyzer=text, stored=True, field_boost=1.5),
-        root_cause=TEXT(analyzer=text, stored=True, field_boost=2.0),
+        # spelling=True keeps the unstemmed words too, the vocabulary behind "did you mean".
+        title=TEXT(analyzer=text, stored=True, field_boost=3.0, spelling=True),
+        summary=TEXT(analyzer=text, stored=True, field_boost=1.5, spelling=True),
+        root_cause=TEXT(analyzer=text, stored=True, field_boost=2.0, spelling=True),
         body=TEXT(analyzer=text, stored=True),
         facet=KEYWORD(commas=True, lowercase=True, stored=True, scorable=False),
         category=KEYWORD(commas=True, lowercase=True, stored=True, scorable=False),

@@ -12,7 +12,7 @@ from whoosh.highlight import ContextFragmenter, HtmlFormatter
 from whoosh.query import And, DateRange, Every, Or, Query, Term
 
 from kb.context import KnowledgeBase
-from kb.errors import InvalidQuery, NotFound
+from kb.errors import InvalidQuery
 
 TEXT_FIELDS = ("title", "summary", "root_cause", "body")
 FILTER_FIELDS = {"facet": "facet", "category": "category", "severity": "severity", "service": "service"}
@@ -48,6 +48,7 @@ class SearchResults:
     page: int
     per_page: int
     counts: dict[str, dict[str, int]] = field(default_factory=dict)
+    suggestion: str | None = None  # the query with misspelled words corrected, when that finds more
 
     @property
     def pages(self) -> int:
@@ -55,7 +56,7 @@ class SearchResults:
 
     def as_dict(self) -> dict:
         return {"total": self.total, "page": self.page, "per_page": self.per_page,
-                "hits": [hit.as_dict() for hit in self.hits], "counts": self.counts}
+                "hits": [hit.as_dict() for hit in self.hits], "counts": self.counts, "did_you_mean": self.suggestion}
 
 
 def _parse_date(text: str, name: str) -> datetime:
@@ -142,17 +143,43 @@ def search(
         kwargs["maptype"] = sorting.Count
     with kb.index.searcher() as searcher:
         results = searcher.search_page(query, page, pagelen=per_page, terms=True, **kwargs)
-        _highlight_with_marks(results.results)
+        highlight_with_marks(results.results)
         # Whoosh answers a page past the end with the last page; people asked for nothing there.
         past_end = (page - 1) * per_page >= len(results.results)
-        hits = [] if past_end else [_hit(hit, ranked=ranked) for hit in results]
+        hits = [] if past_end else [hit_from(hit, ranked=ranked) for hit in results]
         counts = {}
         if with_counts:
             counts = {name: _sorted_counts(results.results.groups(name)) for name in ("facet", "category", "severity")}
-        return SearchResults(total=len(results.results), hits=hits, page=page, per_page=per_page, counts=counts)
+        total = len(results.results)
+        suggestion = suggest_query(searcher, q) if total < FEW_HITS else None
+        return SearchResults(total=total, hits=hits, page=page, per_page=per_page, counts=counts,
+                             suggestion=suggestion)
 
 
-def _highlight_with_marks(results) -> None:
+SPELLING_FIELDS = ("title", "summary", "root_cause")
+FEW_HITS = 3
+WORD_RE = re.compile(r'"[^"]*"|\S+')
+
+
+def suggest_query(searcher, q: str) -> str | None:
+    """Return q with each word the index does not know replaced by the nearest word it does, or None."""
+    changed, words = False, []
+    analyzer = searcher.schema["body"].analyzer
+    for word in WORD_RE.findall(q or ""):
+        plain = word.isalpha() and word not in ("AND", "OR", "NOT")
+        stems = [token.text for token in analyzer(word)] if plain else []
+        known = any(searcher.doc_frequency(name, stem) for stem in stems for name in TEXT_FIELDS)
+        if plain and stems and not known:
+            for name in SPELLING_FIELDS:
+                found = searcher.suggest(name, word.lower(), limit=1, maxdist=2)
+                if found:
+                    word, changed = found[0], True
+                    break
+        words.append(word)
+    return " ".join(words) if changed else None
+
+
+def highlight_with_marks(results) -> None:
     """Make snippets short fragments with matches in <mark>, the rest of the text escaped."""
     results.fragmenter = ContextFragmenter(maxchars=240, surround=70)
     results.formatter = HtmlFormatter(tagname="mark", between=" … ")
@@ -162,11 +189,11 @@ def _sorted_counts(groups: dict) -> dict[str, int]:
     return dict(sorted(((str(k), v) for k, v in groups.items() if k), key=lambda kv: (-kv[1], kv[0])))
 
 
-def _split(value: str | None) -> list[str]:
+def split_labels(value: str | None) -> list[str]:
     return [part for part in (value or "").split(",") if part]
 
 
-def _hit(hit, *, ranked: bool = True) -> SearchHit:
+def hit_from(hit, *, ranked: bool = True) -> SearchHit:
     """Return a hit; when results are sorted by a field, Whoosh's score is that sort key, so report 0."""
     fields = hit.fields()
     highlight = ""
@@ -181,16 +208,5 @@ def _hit(hit, *, ranked: bool = True) -> SearchHit:
     return SearchHit(
         slug=fields["slug"], title=fields["title"], date=day.date().isoformat() if day else None,
         score=float(hit.score or 0.0) if ranked else 0.0, severity=fields.get("severity", ""),
-        facets=_split(fields.get("facet")), categories=_split(fields.get("category")), highlight=highlight,
+        facets=split_labels(fields.get("facet")), categories=split_labels(fields.get("category")), highlight=highlight,
     )
-
-
-def similar(kb: KnowledgeBase, slug: str, *, limit: int = 5) -> list[SearchHit]:
-    """Return the postmortems whose text is most like this one's."""
-    with kb.index.searcher() as searcher:
-        docnum = searcher.document_number(slug=slug)
-        if docnum is None:
-            raise NotFound(f"no indexed postmortem with slug {slug!r}")
-        results = searcher.more_like(docnum, "body", top=limit, numterms=25)
-        _highlight_with_marks(results)
-        return [_hit(hit) for hit in results]

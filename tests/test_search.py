@@ -9,7 +9,8 @@ import pytest
 from app import create_app
 from kb.errors import InvalidQuery, NotFound
 from kb.ingest import import_paths
-from kb.search import search, similar
+from kb.search import search
+from kb.similar import similar
 from tests.conftest import write_quiet_taxonomy
 
 # slug: (date, severity, facets, categories, title, text). The tagger's rules never fire here (quiet taxonomy),
@@ -190,7 +191,7 @@ def test_counts_per_facet_category_and_severity(kb):
 
 
 def test_similar_returns_other_postmortems(kb):
-    related = [hit.slug for hit in similar(kb, "recs-drift")]
+    related = [item.hit.slug for item in similar(kb, "recs-drift")]
     assert related and "recs-drift" not in related
     assert related[0] == "search-drift"
     with pytest.raises(NotFound):

@@ -93,7 +93,7 @@ def test_a_bad_search_is_a_400_page_with_the_reason(client, query, message):
 
 def test_api_search_shape(client, drift):
     data = client.get("/api/search?q=drift").get_json()
-    assert set(data) == {"total", "page", "per_page", "hits", "counts"}
+    assert set(data) == {"total", "page", "per_page", "hits", "counts", "did_you_mean"}
     assert (data["total"], data["page"], data["per_page"]) == (1, 1, 10)
     [hit] = data["hits"]
     assert set(hit) == {"slug", "title", "date", "score", "severity", "facets", "categories", "highlight"}

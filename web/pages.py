@@ -13,7 +13,8 @@ from kb.errors import KBError, NotFound
 from kb.ingest import import_markdown
 from kb.models import Postmortem
 from kb.reindex import index_postmortems
-from kb.search import SORTS, search, similar
+from kb.search import SORTS, search
+from kb.similar import similar
 from kb.storage import get_postmortem, label_counts, list_postmortems, tags_for
 from kb.tags import decide_tag
 from kb.trends import DURATION_BUCKETS, PERIODS, compute_trends, period_bounds
@@ -60,6 +61,59 @@ def search_page():
     status = 400 if error else 200
     return render_template("search.html", params=params, results=results, error=error, sorts=SORTS,
                            args=request.args), status
+
+
+EXPORT_LIMIT = 5000
+EXPORT_FIELDS = ("slug", "title", "date", "severity", "facets", "categories", "score")
+
+
+def all_results(kb, params: dict, *, limit: int = EXPORT_LIMIT):
+    """Return up to limit hits of the search params describe, every filter honoured, in pages of 100."""
+    hits, page = [], 1
+    query = {**params, "per_page": 100}
+    while len(hits) < limit:
+        results = search(kb, **{**query, "page": page})
+        hits += results.hits
+        if not results.hits or page >= results.pages:
+            return results.total, hits[:limit]
+        page += 1
+    return results.total, hits[:limit]
+
+
+@bp.get("/search.csv")
+def search_csv():
+    total, hits = all_results(current_kb(), search_args())
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(EXPORT_FIELDS)
+    for hit in hits:
+        row = hit.as_dict()
+        writer.writerow([";".join(row[f]) if isinstance(row[f], list) else row[f] for f in EXPORT_FIELDS])
+    return Response(out.getvalue(), mimetype="text/csv",
+                    headers={"Content-Disposition": "attachment; filename=postmortem-search.csv",
+                             "X-Total-Count": str(total)})
+
+
+@bp.get("/search.json")
+def search_json():
+    total, hits = all_results(current_kb(), search_args())
+    return jsonify({"total": total, "exported": len(hits), "hits": [hit.as_dict() for hit in hits]})
+
+
+@bp.get("/search.atom")
+def search_feed():
+    """An Atom feed of the newest postmortems matching a search, for people who subscribe to it."""
+    kb = current_kb()
+    params = {**search_args(), "sort": "newest", "page": 1, "per_page": 30}
+    results = search(kb, **params)
+    with kb.session() as db:
+        rows = {pm.slug: pm for pm in db.exec(select(Postmortem).where(
+            Postmortem.slug.in_([hit.slug for hit in results.hits])))}
+    entries = [(hit, rows[hit.slug]) for hit in results.hits if hit.slug in rows]
+    updated = max((pm.updated_at for _, pm in entries), default=None)
+    body = render_template("feed.xml", entries=entries, updated=updated, params=params,
+                           self_url=request.url, page_url=request.url.replace("/search.atom", "/search", 1))
+    return Response(body, mimetype="application/atom+xml")
 
 
 @bp.get("/postmortems/<slug>")
