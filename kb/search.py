@@ -149,20 +149,13 @@ def search(
         kwargs = {"sortedby": sorting.MultiFacet([sorting.FieldFacet("sev_rank"),
                                                   sorting.FieldFacet("day_number", reverse=True)])}
     ranked = "sortedby" not in kwargs
-    if with_counts:
-        kwargs["groupedby"] = {
-            name: sorting.FieldFacet(name, allow_overlap=True) for name in ("facet", "category", "severity")
-        }
-        kwargs["maptype"] = sorting.Count
     with kb.index.searcher() as searcher:
-        results = searcher.search_page(query, page, pagelen=per_page, terms=True, **kwargs)
+        results = searcher.search_page(query, page, pagelen=per_page, **kwargs)
         highlight_with_marks(results.results)
         # Whoosh answers a page past the end with the last page; people asked for nothing there.
         past_end = (page - 1) * per_page >= len(results.results)
         hits = [] if past_end else [hit_from(hit, ranked=ranked) for hit in results]
-        counts = {}
-        if with_counts:
-            counts = {name: _sorted_counts(results.results.groups(name)) for name in ("facet", "category", "severity")}
+        counts = count_values(searcher, set(results.results.docs())) if with_counts else {}
         total = len(results.results)
         suggestion = suggest_query(searcher, q) if total < FEW_HITS else None
         return SearchResults(total=total, hits=hits, page=page, per_page=per_page, counts=counts,
@@ -198,8 +191,25 @@ def highlight_with_marks(results) -> None:
     results.formatter = HtmlFormatter(tagname="mark", between=" … ")
 
 
-def _sorted_counts(groups: dict) -> dict[str, int]:
-    return dict(sorted(((str(k), v) for k, v in groups.items() if k), key=lambda kv: (-kv[1], kv[0])))
+COUNTED_FIELDS = ("facet", "category", "severity")
+
+
+def count_values(searcher, matched: set[int]) -> dict[str, dict[str, int]]:
+    """Count the matched documents per value of each filter field, by intersecting posting lists.
+
+    The fields hold a handful of values each, so this is a few set intersections rather than a pass
+    that sorts every matched document into groups.
+    """
+    counts = {}
+    for name in COUNTED_FIELDS:
+        found = {}
+        for value in searcher.lexicon(name):
+            label = value.decode() if isinstance(value, bytes) else value
+            n = len(matched.intersection(searcher.docs_for_query(Term(name, label))))
+            if n:
+                found[label] = n
+        counts[name] = dict(sorted(found.items(), key=lambda kv: (-kv[1], kv[0])))
+    return counts
 
 
 def split_labels(value: str | None) -> list[str]:
