@@ -57,3 +57,30 @@ def write_quiet_taxonomy(folder: Path) -> Path:
     path.write_text("\n".join(entries), encoding="utf-8")
     return path
 
+
+TAXONOMY = ROOT / "nlp" / "taxonomy.toml"
+
+
+@pytest.fixture(scope="session")
+def tagger():
+    """The rules-only tagger on the shipped taxonomy, built once (it takes about a second)."""
+    from nlp.tagger import Tagger
+    from nlp.taxonomy import load_taxonomy
+
+    return Tagger(load_taxonomy(TAXONOMY))
+
+
+def labels(tagger, *sections) -> list[str]:
+    """Return the sorted labels the tagger gives (section key, text) pairs."""
+    return sorted(suggestion.label for suggestion in tagger.tag(list(sections)))
+
+
+@pytest.fixture
+def token(kb):
+    """Create a user and return their API token."""
+    from kb.users import create_user
+
+    with kb.session() as session:
+        _user, token = create_user(session=session, name="ana", password="correct horse")
+        session.commit()
+    return token

@@ -6,20 +6,8 @@ import pytest
 from click.testing import CliRunner
 
 from app import cli
-from nlp.tagger import Tagger
-from nlp.taxonomy import check_taxonomy_data, load_taxonomy
-from tests.conftest import ROOT
-
-TAXONOMY = ROOT / "nlp" / "taxonomy.toml"
-
-
-@pytest.fixture(scope="module")
-def tagger():
-    return Tagger(load_taxonomy(TAXONOMY))
-
-
-def labels(tagger, *sections):
-    return sorted(s.label for s in tagger.tag(list(sections)))
+from nlp.taxonomy import check_taxonomy_data
+from tests.conftest import TAXONOMY, labels
 
 
 @pytest.mark.parametrize(

@@ -6,20 +6,9 @@ import pytest
 
 from kb.ingest import tagger_input
 from kb.parse import parse_file
-from nlp.tagger import Tagger, clean_sentence
+from nlp.tagger import clean_sentence
 from nlp.taxonomy import TaxonomyError, check_taxonomy_data, load_taxonomy, read_taxonomy_data
-from tests.conftest import ROOT, SEED
-
-TAXONOMY = ROOT / "nlp" / "taxonomy.toml"
-
-
-@pytest.fixture(scope="module")
-def tagger():
-    return Tagger(load_taxonomy(TAXONOMY))
-
-
-def labels(tagger, *sections):
-    return sorted(suggestion.label for suggestion in tagger.tag(list(sections)))
+from tests.conftest import SEED, TAXONOMY, labels
 
 
 @pytest.mark.parametrize(

@@ -11,7 +11,6 @@ from kb.ingest import import_paths
 from kb.models import PostmortemLabel
 from kb.storage import get_postmortem, tags_for
 from kb.training import retag_all, train_tagger
-from kb.users import create_user
 from tests.conftest import SEED
 
 DOC = """---
@@ -24,14 +23,6 @@ facets: [structure]
 Nobody owned the feature pipeline after the reorg, so the nightly job was never fixed.
 The input distribution drifted when buyers changed their habits, and the data drift went unnoticed for weeks.
 """
-
-
-@pytest.fixture
-def token(kb):
-    with kb.session() as session:
-        _user, token = create_user(session=session, name="alice", password="correct horse")
-        session.commit()
-    return token
 
 
 def tag_states(kb, slug):
@@ -58,7 +49,7 @@ def test_api_decisions_are_recorded_with_who_and_when(client, kb, token, write_m
     assert response.status_code == 200
     tags = {tag["label"]: tag for tag in response.get_json()["tags"]}
     assert (tags["data-drift"]["source"], tags["data-drift"]["status"], tags["data-drift"]["decided_by"]) == (
-        "human", "rejected", "alice")
+        "human", "rejected", "ana")
     assert tags["people"]["status"] == "confirmed" and tags["people"]["decided_at"]
     assert "data-drift" not in response.get_json()["categories"]
     # The index follows the decision: a rejected label no longer finds the postmortem.

@@ -39,14 +39,6 @@ def drift(kb, write_md):
     return "2024-03-02-drift"
 
 
-@pytest.fixture
-def token(kb):
-    with kb.session() as session:
-        _user, token = create_user(session=session, name="ana", password="correct horse")
-        session.commit()
-    return token
-
-
 def csrf_from(html: str) -> str:
     return re.search(r'name="csrf_token" value="([^"]+)"', html).group(1)
 
