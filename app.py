@@ -20,6 +20,7 @@ from kb.models import Postmortem
 from kb.reindex import heal_index
 from kb.training import retag_all, train_tagger
 from nlp.model import TextModel
+from web import register
 
 ROOT = Path(__file__).resolve().parent
 REQUEST_OVERHEAD_BYTES = 64 * 1024  # room for form fields and JSON around the markdown itself
@@ -47,11 +48,8 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
         MAX_CONTENT_LENGTH=config.max_upload_bytes + REQUEST_OVERHEAD_BYTES,
         SESSION_COOKIE_HTTPONLY=True,
         SESSION_COOKIE_SAMESITE="Lax",
-        JSON_SORT_KEYS=False,
     )
     app.extensions["kb"] = kb
-    from web import register
-
     register(app)
     healed = heal_index(kb)
     if healed:

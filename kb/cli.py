@@ -29,7 +29,7 @@ from kb.search import SORTS, search
 from kb.storage import label_counts
 from kb.training import retag_all, train_tagger
 from kb.trends import PERIODS, compute_trends
-from kb.trends_summary import label_changes, summaries
+from kb.trends_summary import summaries, trends_document
 from kb.users import create_user
 from nlp.taxonomy import TaxonomyError, check_taxonomy_data, load_taxonomy, read_taxonomy_data
 
@@ -203,10 +203,7 @@ def trends_command(ctx: KBContext, period: str, start: str | None, end: str | No
         except KBError as error:
             raise click.ClickException(str(error)) from None
     if fmt == "json":
-        data = trends.as_dict()
-        data["summaries"] = summaries(trends)
-        data["changes"] = [change.as_dict() for change in label_changes(trends)]
-        click.echo(json.dumps(data, indent=2))
+        click.echo(json.dumps(trends_document(trends), indent=2))
         return
     if fmt == "csv":
         csv.writer(sys.stdout, lineterminator="\n").writerows(trends.as_rows())

@@ -1,4 +1,4 @@
-"""Full-text search over the index: query parsing, filters, ranking, snippets and similar incidents."""
+"""Full-text search over the index: query parsing, filters, ranking, snippets, counts and spelling."""
 
 from __future__ import annotations
 
@@ -15,7 +15,6 @@ from kb.context import KnowledgeBase
 from kb.errors import InvalidQuery
 
 TEXT_FIELDS = ("title", "summary", "root_cause", "body")
-FILTER_FIELDS = {"facet": "facet", "category": "category", "severity": "severity", "service": "service"}
 ALIASES = {"facet": ["facets"], "category": ["categories", "cat"], "service": ["services"], "severity": ["sev"]}
 DATE_FILTER_RE = re.compile(r"\b(before|after):(\S+)", re.IGNORECASE)
 FIELD_NAMES = {name: field for field, aliases in ALIASES.items() for name in [field, *aliases]}
@@ -23,6 +22,10 @@ FIELD_FILTER_RE = re.compile(
     r"((?:\bNOT\s+|-)?)\b(" + "|".join(FIELD_NAMES) + r'):("[^"]+"|\S+)', re.IGNORECASE)
 SORTS = ("relevance", "newest", "severity")
 MAX_PER_PAGE = 100
+COUNTED_FIELDS = ("facet", "category", "severity")
+SPELLING_FIELDS = ("title", "summary", "root_cause")
+FEW_HITS = 3  # below this many hits, offer a spelling correction
+WORD_RE = re.compile(r'"[^"]*"|\S+')
 
 
 @dataclass
@@ -51,7 +54,7 @@ class SearchResults:
     page: int
     per_page: int
     counts: dict[str, dict[str, int]] = field(default_factory=dict)
-    suggestion: str | None = None  # the query with misspelled words corrected, when that finds more
+    suggestion: str | None = None  # the query with unknown words replaced by the nearest known ones
 
     @property
     def pages(self) -> int:
@@ -162,11 +165,6 @@ def search(
                              suggestion=suggestion)
 
 
-SPELLING_FIELDS = ("title", "summary", "root_cause")
-FEW_HITS = 3
-WORD_RE = re.compile(r'"[^"]*"|\S+')
-
-
 def suggest_query(searcher, q: str) -> str | None:
     """Return q with each word the index does not know replaced by the nearest word it does, or None."""
     changed, words = False, []
@@ -189,9 +187,6 @@ def highlight_with_marks(results) -> None:
     """Make snippets short fragments with matches in <mark>, the rest of the text escaped."""
     results.fragmenter = ContextFragmenter(maxchars=240, surround=70)
     results.formatter = HtmlFormatter(tagname="mark", between=" … ")
-
-
-COUNTED_FIELDS = ("facet", "category", "severity")
 
 
 def count_values(searcher, matched: set[int]) -> dict[str, dict[str, int]]:

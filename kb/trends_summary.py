@@ -90,3 +90,11 @@ def period_summary(trends: Trends, name: str) -> str:
 def summaries(trends: Trends) -> dict[str, str]:
     """Return the written summary of every period, newest first."""
     return {name: period_summary(trends, name) for name in reversed(trends.periods)}
+
+
+def trends_document(trends: Trends) -> dict:
+    """Return every figure with the written summaries and the rising and falling labels, as plain data."""
+    data = trends.as_dict()
+    data["summaries"] = summaries(trends)
+    data["changes"] = [change.as_dict() for change in label_changes(trends)]
+    return data

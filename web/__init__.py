@@ -9,10 +9,10 @@ from kb.trends_summary import format_hours
 
 def register(app: Flask) -> None:
     """Register the blueprints, template helpers and error handlers on app."""
-    from web import api, auth, pages
+    from web import api, auth, errors, pages
 
     auth.init_app(app)
     app.add_template_filter(lambda seconds: format_hours(seconds / 3600), "duration")
     app.register_blueprint(pages.bp)
     app.register_blueprint(api.bp, url_prefix="/api")
-    pages.register_error_pages(app)
+    errors.register_error_handlers(app)

@@ -4,26 +4,16 @@ from __future__ import annotations
 
 from flask import Blueprint, jsonify, request
 
-from kb.errors import Conflict, KBError, ParseError
 from kb.ingest import import_markdown
 from kb.reindex import index_postmortems
 from kb.search import search
 from kb.storage import get_postmortem, list_postmortems, postmortem_record, tags_for
 from kb.tags import decide_tag
-from kb.trends_summary import label_changes, summaries
+from kb.trends_summary import trends_document
 from web.auth import api_write, current_kb, current_user
-from web.pages import search_args, trends_params
+from web.pages import requested_trends, search_args
 
 bp = Blueprint("api", __name__)
-
-
-@bp.errorhandler(KBError)
-def kb_error(error: KBError):
-    status = 409 if isinstance(error, Conflict) else 400
-    body = {"error": str(error)}
-    if isinstance(error, ParseError):
-        body.update(file=error.path, line=error.line, reason=error.reason)
-    return jsonify(body), status
 
 
 @bp.get("/search")
@@ -95,10 +85,4 @@ def api_labels():
 
 @bp.get("/trends")
 def api_trends():
-    kb = current_kb()
-    with kb.session() as db:
-        trends = kb.trends_cache.get(session=db, **trends_params())
-    data = trends.as_dict()
-    data["summaries"] = summaries(trends)
-    data["changes"] = [change.as_dict() for change in label_changes(trends)]
-    return jsonify(data)
+    return jsonify(trends_document(requested_trends()))

@@ -7,7 +7,6 @@ import io
 
 from flask import Blueprint, Response, abort, flash, jsonify, redirect, render_template, request, session, url_for
 from sqlmodel import func, select
-from werkzeug.exceptions import HTTPException
 
 from kb.errors import KBError, NotFound
 from kb.ingest import import_markdown
@@ -200,11 +199,16 @@ def bounds_of(trends, index: int) -> str | None:
     return period_bounds(trends.period, trends.periods[index])[0 if index == 0 else 1]
 
 
-@bp.get("/trends.csv")
-def trends_csv():
+def requested_trends():
+    """Return the (cached) trend figures this request's parameters ask for."""
     kb = current_kb()
     with kb.session() as db:
-        trends = kb.trends_cache.get(session=db, **trends_params())
+        return kb.trends_cache.get(session=db, **trends_params())
+
+
+@bp.get("/trends.csv")
+def trends_csv():
+    trends = requested_trends()
     out = io.StringIO()
     csv.writer(out).writerows(trends.as_rows())
     return Response(out.getvalue(), mimetype="text/csv",
@@ -282,35 +286,3 @@ def logout():
     if csrf_ok():
         session.clear()
     return redirect(url_for("pages.home"))
-
-
-def register_error_pages(app) -> None:
-    """Show KB errors and HTTP errors on error.html (API paths answer JSON instead)."""
-
-    def wants_json() -> bool:
-        return request.path.startswith("/api/")
-
-    @app.errorhandler(NotFound)
-    def not_found(error):
-        if wants_json():
-            return jsonify(error=str(error)), 404
-        return render_template("error.html", code=404, message=str(error)), 404
-
-    @app.errorhandler(KBError)
-    def bad_request(error):
-        if wants_json():
-            return jsonify(error=str(error)), 400
-        return render_template("error.html", code=400, message=str(error)), 400
-
-    @app.errorhandler(HTTPException)
-    def http_error(error):
-        if wants_json():
-            return jsonify(error=error.description), error.code
-        return render_template("error.html", code=error.code, message=error.description), error.code
-
-    @app.errorhandler(Exception)
-    def unexpected(error):
-        app.logger.exception("unexpected error")
-        if wants_json():
-            return jsonify(error="internal error; see the server log"), 500
-        return render_template("error.html", code=500, message="Something went wrong on our side."), 500
