@@ -119,10 +119,6 @@ class Tagger:
         if model is not None:
             self.model_labels = [label for label in model.labels if label in self.kinds]
 
-    @property
-    def method(self) -> str:
-        return "rules+model" if self.model is not None else "rules"
-
     def tag(self, sections: Sequence[tuple[str, str]]) -> list[Suggestion]:
         """Tag one document given as (section key, text) pairs."""
         return self.tag_many([sections])[0]
