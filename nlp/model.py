@@ -1,4 +1,4 @@
-"""A statistical tagger: spaCy textcat_multilabel (bag of words and pairs), trained by us on our own labels."""
+"""A statistical tagger: spaCy textcat_multilabel (bag of words), trained by us on our own labels."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ TEXTCAT_CONFIG = {
     "model": {
         "@architectures": "spacy.TextCatBOW.v3",
         "exclusive_classes": False,
-        "ngram_size": 2,
+        "ngram_size": 1,
         "no_output_layer": False,
         "length": 32768,
     }
