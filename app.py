@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import logging
 import secrets
+import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +26,7 @@ from web import register
 
 ROOT = Path(__file__).resolve().parent
 REQUEST_OVERHEAD_BYTES = 64 * 1024  # room for form fields and JSON around the markdown itself
+TRENDS_WARM_INTERVAL_S = 15.0
 
 
 def secret_key(config: Config) -> str:
@@ -85,8 +88,20 @@ def serve_command(host: str, port: int, seed_dir: str | None, threads: int) -> N
                 click.echo(f"Trained the tagger on {summary.documents} labelled postmortems; retagging ...")
                 retag_all(kb)
     logging.basicConfig(level=logging.INFO)
+    threading.Thread(target=warm_trends_forever, args=(kb,), daemon=True, name="trends-warmer").start()
     click.echo(f"Postmortem KB on http://{host}:{port}/  (Ctrl+C stops)")
     waitress.serve(app, host=host, port=port, threads=threads)
+
+
+def warm_trends_forever(kb, interval_s: float = TRENDS_WARM_INTERVAL_S) -> None:
+    """Keep the trend figures computed while serving; imports from other processes are picked up too."""
+    while True:
+        try:
+            with kb.session() as session:
+                kb.trends_cache.warm(session=session)
+        except Exception:  # a failed warm-up only means the next visitor computes the figures
+            logging.getLogger(__name__).exception("warming the trends cache failed")
+        time.sleep(interval_s)
 
 
 def main() -> None:

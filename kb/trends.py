@@ -277,6 +277,11 @@ def data_version(session: Session) -> tuple:
     return (*postmortems, *tags)
 
 
+# The trend views a visitor lands on first: the page's defaults and the other periods.
+DEFAULT_VIEWS = tuple({"period": period, "confirmed_only": False, "start": None, "end": None}
+                      for period in ("quarter", "year", "month"))
+
+
 class TrendsCache:
     """Keep recent trend figures until the data changes: they are read far more often than written."""
 
@@ -298,3 +303,8 @@ class TrendsCache:
             while len(self._entries) > self.size:
                 self._entries.popitem(last=False)
         return trends
+
+    def warm(self, *, session: Session, views: Sequence[dict] = DEFAULT_VIEWS) -> None:
+        """Compute the views people open most, so the first visit after a write does not wait."""
+        for params in views:
+            self.get(session=session, **params)

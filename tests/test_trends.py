@@ -154,3 +154,13 @@ def test_cached_figures_follow_every_write(loaded):
         session.commit()
         after = loaded.trends_cache.get(session=session, period="year", confirmed_only=True)
     assert (before.labels["facet"]["people"], after.labels["facet"]["people"]) == ({"2024": 1}, {"2024": 2})
+
+
+def test_warming_computes_the_views_a_visitor_opens_first(loaded, client, monkeypatch):
+    with loaded.session() as session:
+        loaded.trends_cache.warm(session=session)
+    computed = []
+    monkeypatch.setattr("kb.trends.compute_trends", lambda **kw: computed.append(kw))
+    assert client.get("/trends").status_code == 200
+    assert client.get("/api/trends?period=year").status_code == 200
+    assert computed == []
