@@ -108,8 +108,11 @@ def check_taxonomy_data(data: dict) -> list[str]:
             problems.append(f"{name}: threshold must be a number between 0 and 1")
     problems += [f"duplicate label id {label_id!r} ({n} times)" for label_id, n in ids.items() if n > 1]
     for cue, owners in cue_owner.items():
-        if len(owners) > 1:
-            problems.append(f"cue {cue!r} is shared by labels {', '.join(owners)}")
+        distinct = list(dict.fromkeys(owners))
+        if len(distinct) > 1:
+            problems.append(f"cue {cue!r} is shared by labels {', '.join(distinct)}")
+        elif len(owners) > 1:
+            problems.append(f"cue {cue!r} is listed {len(owners)} times in label {distinct[0]!r}")
     return problems
 
 

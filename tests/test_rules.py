@@ -77,7 +77,7 @@ def test_taxonomy_check_lists_every_problem():
         "label 'Bad Id': has no cue phrases, so the rules can never suggest it",
         "label 'ok': threshold must be a number between 0 and 1",
         "duplicate label id 'dup' (2 times)",
-        "cue 'alpha' is shared by labels dup, dup",
+        "cue 'alpha' is listed 2 times in label 'dup'",
     ]
 
 
@@ -90,3 +90,8 @@ def test_kb_taxonomy_check_command(tmp_path):
     result = runner.invoke(cli, ["taxonomy", "check", str(bad)])
     assert result.exit_code == 1
     assert f"{bad}: label 'x': has no cue phrases, so the rules can never suggest it" in result.output
+
+
+def test_a_cue_repeated_inside_one_label_is_named_as_such():
+    data = {"label": [{"id": "x", "kind": "facet", "cues": ["alpha", "Alpha"]}]}
+    assert check_taxonomy_data(data) == ["cue 'alpha' is listed 2 times in label 'x'"]
