@@ -24,7 +24,6 @@ SORTS = ("relevance", "newest", "severity")
 MAX_PER_PAGE = 100
 COUNTED_FIELDS = ("facet", "category", "severity")
 SPELLING_FIELDS = ("title", "summary", "root_cause")
-FEW_HITS = 3  # below this many hits, offer a spelling correction
 WORD_RE = re.compile(r'"[^"]*"|\S+')
 
 
@@ -160,7 +159,8 @@ def search(
         hits = [] if past_end else [hit_from(hit, ranked=ranked) for hit in results]
         counts = count_values(searcher, set(results.results.docs())) if with_counts else {}
         total = len(results.results)
-        suggestion = suggest_query(searcher, q) if total < FEW_HITS else None
+        # Any word may match, so a misspelled word hides quietly among hits: always offer the correction.
+        suggestion = suggest_query(searcher, q)
         return SearchResults(total=total, hits=hits, page=page, per_page=per_page, counts=counts,
                              suggestion=suggestion)
 

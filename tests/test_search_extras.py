@@ -81,3 +81,8 @@ def test_kb_search_takes_the_page_filters(loaded, monkeypatch):
     result = CliRunner().invoke(cli, ["search", "drifted", "--facet", "processes", "--severity", "SEV2",
                                       "--after", "2024-02-01", "--format", "json"])
     assert [hit["slug"] for hit in json.loads(result.output)["hits"]] == ["2024-02-06-search-drift"]
+
+
+def test_did_you_mean_shows_even_when_other_words_found_something(loaded):
+    results = search(loaded, "pipline drifted")
+    assert results.total > 0 and results.suggestion == "pipeline drifted"
