@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 from collections.abc import Iterable
 from datetime import date, datetime
@@ -38,18 +39,30 @@ def make_schema() -> Schema:
     )
 
 
+MARKUP_RE = re.compile(
+    r"^[ \t]{0,3}(?:#{1,6}[ \t]+|[-*+][ \t]+\[[ xX]\][ \t]+|[-*+>][ \t]+|\|?[ \t]*:?-{3,}[-|: \t]*$)"
+    r"|[`*]{1,3}|(?<!\w)_{1,2}|_{1,2}(?!\w)|[ \t]*\|[ \t]*",
+    re.MULTILINE,
+)
+
+
+def plain_text(markdown: str) -> str:
+    """Return markdown without its markup (heading marks, bullets, emphasis, table pipes), for snippets."""
+    return MARKUP_RE.sub(lambda m: " " if "|" in m.group(0) else "", markdown)
+
+
 def document_for(postmortem: Postmortem, facets: list[str], categories: list[str]) -> dict:
     """Return the index document of a postmortem and its active labels."""
     sections = postmortem.sections or {}
-    root_cause = "\n\n".join(
+    root_cause = plain_text("\n\n".join(
         sections[key] for key in ("root_cause", "contributing_factors") if sections.get(key)
-    )
+    ))
     doc = {
         "slug": postmortem.slug,
         "title": postmortem.title,
         "summary": postmortem.summary,
         "root_cause": root_cause,
-        "body": postmortem.body,
+        "body": plain_text(postmortem.body),
         "facet": ",".join(facets),
         "category": ",".join(categories),
         "service": ",".join(postmortem.services),
