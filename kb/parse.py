@@ -115,7 +115,7 @@ def normalise_severity(value: Any) -> str | None:
     text = str(value).strip().lower()
     if text in SEVERITY_WORDS:
         return SEVERITY_WORDS[text]
-    match = re.fullmatch(r"(?:sev|severity|p|priority)?[\s\-_]*([0-9])", text)
+    match = re.fullmatch(r"(?:sev|severity|s|p|priority)?[\s\-_]*([0-9])", text)
     if match:
         level = int(match.group(1))
         if level == 0:

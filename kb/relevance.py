@@ -23,6 +23,12 @@ def load_judged(path: str | Path) -> list[dict]:
     return tomllib.loads(Path(path).read_text(encoding="utf-8"))["query"]
 
 
+def judged_corpus(path: str | Path, seed_dir: str | Path) -> list[Path]:
+    """Return the seed files the judgements were made over (corpus_prefixes in the judged-query file)."""
+    prefixes = tuple(tomllib.loads(Path(path).read_text(encoding="utf-8")).get("corpus_prefixes", [""]))
+    return sorted(p for p in Path(seed_dir).glob("*.md") if p.name.startswith(prefixes))
+
+
 def evaluate_queries(kb: KnowledgeBase, judged: list[dict], *, depth: int = 10) -> list[QueryResult]:
     """Run every judged query and score where its relevant postmortems landed."""
     results = []

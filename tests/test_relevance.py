@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from kb.ingest import import_paths
-from kb.relevance import evaluate_queries, load_judged, summarise
+from kb.relevance import evaluate_queries, judged_corpus, load_judged, summarise
 from tests.conftest import ROOT, SEED
 
 JUDGED = ROOT / "tests" / "data" / "judged_queries.toml"
@@ -20,6 +20,6 @@ def test_judged_set_is_large_enough_and_names_real_postmortems():
 
 
 def test_ranking_keeps_todays_quality(kb):
-    import_paths(kb, [SEED])
+    import_paths(kb, judged_corpus(JUDGED, SEED))
     figures = summarise(evaluate_queries(kb, load_judged(JUDGED)))
     assert figures["mrr"] >= MIN_MRR and figures["recall_at_5"] >= MIN_RECALL_AT_5, figures
