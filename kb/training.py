@@ -80,24 +80,30 @@ def retag_all(kb: KnowledgeBase) -> dict[str, dict[str, int]]:
                 break
             last_id = rows[-1].id
             suggestions = kb.tagger.tag_many(stored_sections(pm) for pm in rows)
+            ids = [pm.id for pm in rows]
+            before = _auto_labels(session, ids)
             for postmortem, suggested in zip(rows, suggestions, strict=True):
-                before = _auto_labels(session, postmortem.id)
                 merge_tags(session=session, postmortem=postmortem, human_labels={}, suggestions=suggested,
                            labels=kb.labels)
-                session.flush()
-                after = _auto_labels(session, postmortem.id)
-                changes["added"].update(after - before)
-                changes["removed"].update(before - after)
                 postmortem.needs_reindex = True
                 session.add(postmortem)
+            session.flush()
+            after = _auto_labels(session, ids)
+            for pid in ids:
+                changes["added"].update(after[pid] - before[pid])
+                changes["removed"].update(before[pid] - after[pid])
             session.commit()
         index_postmortems(kb, [pm.id for pm in rows])
     return {kind: dict(sorted(counter.items())) for kind, counter in changes.items()}
 
 
-def _auto_labels(session, postmortem_id: int) -> set[str]:
-    return set(session.exec(
-        select(PostmortemLabel.label_id).where(
-            PostmortemLabel.postmortem_id == postmortem_id, PostmortemLabel.source == "auto"
+def _auto_labels(session, postmortem_ids: list[int]) -> dict[int, set[str]]:
+    """Return the machine's labels of each postmortem, in one query for the whole batch."""
+    labels: dict[int, set[str]] = {pid: set() for pid in postmortem_ids}
+    for pid, label_id in session.exec(
+        select(PostmortemLabel.postmortem_id, PostmortemLabel.label_id).where(
+            PostmortemLabel.postmortem_id.in_(postmortem_ids), PostmortemLabel.source == "auto"
         )
-    ))
+    ):
+        labels[pid].add(label_id)
+    return labels
