@@ -30,7 +30,7 @@ from kb.storage import label_counts
 from kb.training import retag_all, train_tagger
 from kb.trends import PERIODS, compute_trends
 from kb.trends_summary import summaries, trends_document
-from kb.users import create_user
+from kb.users import MIN_PASSWORD_LENGTH, create_user, hash_password
 from nlp.taxonomy import TaxonomyError, check_taxonomy_data, load_taxonomy, read_taxonomy_data
 
 
@@ -316,3 +316,12 @@ def user_add(ctx: KBContext, name: str, password: str) -> None:
         session.commit()
     click.echo(f"created user {name!r}")
     click.echo(f"API token (shown once; send it as 'Authorization: Bearer <token>'): {token}")
+
+
+@user_group.command("hash-password")
+@click.password_option(help="The password to hash (asked for when not given).")
+def user_hash_password(password: str) -> None:
+    """Print a password hash to put in KB_ADMIN_PASSWORD_HASH."""
+    if len(password) < MIN_PASSWORD_LENGTH:
+        raise click.ClickException(f"a password needs at least {MIN_PASSWORD_LENGTH} characters")
+    click.echo(hash_password(password))

@@ -12,6 +12,7 @@ from kb.errors import Conflict, KBError
 from kb.models import User
 
 SCRYPT = {"n": 2**14, "r": 8, "p": 1}
+MIN_PASSWORD_LENGTH = 8
 
 
 def hash_password(password: str, *, salt: bytes | None = None) -> str:
@@ -39,8 +40,8 @@ def create_user(*, session: Session, name: str, password: str) -> tuple[User, st
     name = name.strip()
     if not name or len(name) > 100:
         raise KBError("a user name needs 1 to 100 characters")
-    if len(password) < 8:
-        raise KBError("a password needs at least 8 characters")
+    if len(password) < MIN_PASSWORD_LENGTH:
+        raise KBError(f"a password needs at least {MIN_PASSWORD_LENGTH} characters")
     if session.exec(select(User).where(User.name == name)).first():
         raise Conflict(f"user {name!r} already exists")
     token = secrets.token_urlsafe(32)

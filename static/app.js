@@ -7,3 +7,8 @@ document.addEventListener("keydown", (event) => {
   const box = boxes[boxes.length - 1];
   if (box) { event.preventDefault(); box.focus(); box.select(); }
 });
+
+// Buttons marked data-print print the page (the security policy forbids inline script and javascript: links).
+document.addEventListener("click", (event) => {
+  if (event.target.closest("[data-print]")) window.print();
+});

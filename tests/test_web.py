@@ -214,7 +214,7 @@ def test_the_form_shows_why_markdown_was_not_imported(client, token):
 
 def test_posts_without_the_csrf_token_are_rejected(client, token):
     no_token = client.post("/login", data={"name": "ana", "password": "correct horse"})
-    assert no_token.status_code == 401 and "The form expired" in no_token.get_data(as_text=True)
+    assert no_token.status_code == 400 and "The form expired" in no_token.get_data(as_text=True)
     sign_in(client)
     form = client.post("/new", data={"markdown": NEW})
     assert form.status_code == 400 and "The form expired or came from another site" in form.get_data(as_text=True)

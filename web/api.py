@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from flask import Blueprint, jsonify, request
 
+from kb.changes import delete_postmortem, update_postmortem
+from kb.errors import InvalidQuery
 from kb.ingest import import_markdown
 from kb.reindex import index_postmortems
 from kb.search import search
@@ -32,22 +34,46 @@ def api_list():
     return jsonify({"limit": limit, "offset": offset, "postmortems": items})
 
 
+def markdown_from_request() -> tuple[bytes, str]:
+    """Return the markdown and file name of a request: JSON {"markdown", "filename"} or a raw body."""
+    if request.is_json:
+        payload = request.get_json(silent=True)
+        if not isinstance(payload, dict) or not isinstance(payload.get("markdown"), str):
+            raise InvalidQuery('send JSON {"markdown": "<postmortem text>", "filename": "optional.md"}')
+        return payload["markdown"].encode("utf-8"), str(payload.get("filename") or "")
+    return request.get_data(), request.args.get("filename", "")
+
+
+def record_with_warnings(row, warnings: list[str]) -> dict:
+    with current_kb().session() as db:
+        record = postmortem_record(row, tags_for(session=db, postmortem_ids=[row.id])[row.id])
+    record["warnings"] = warnings
+    return record
+
+
 @bp.post("/postmortems")
 @api_write
 def api_create():
     """Create a postmortem from JSON {"markdown": ..., "filename": ...} or a raw markdown body."""
-    if request.is_json:
-        payload = request.get_json(silent=True)
-        if not isinstance(payload, dict) or not isinstance(payload.get("markdown"), str):
-            return jsonify(error='send JSON {"markdown": "<postmortem text>", "filename": "optional.md"}'), 400
-        raw, filename = payload["markdown"].encode("utf-8"), str(payload.get("filename") or "")
-    else:
-        raw, filename = request.get_data(), request.args.get("filename", "")
+    raw, filename = markdown_from_request()
     result, row = import_markdown(current_kb(), raw, filename=filename)
-    with current_kb().session() as db:
-        record = postmortem_record(row, tags_for(session=db, postmortem_ids=[row.id])[row.id])
-    record["warnings"] = result.warnings
-    return jsonify(record), 201
+    return jsonify(record_with_warnings(row, result.warnings)), 201
+
+
+@bp.put("/postmortems/<slug>")
+@api_write
+def api_update(slug: str):
+    """Replace a postmortem's markdown; the slug and the people's tag decisions stay."""
+    raw, _filename = markdown_from_request()
+    result, row = update_postmortem(current_kb(), slug=slug, raw=raw)
+    return jsonify(record_with_warnings(row, result.warnings) | {"outcome": result.outcome})
+
+
+@bp.delete("/postmortems/<slug>")
+@api_write
+def api_delete(slug: str):
+    delete_postmortem(current_kb(), slug=slug)
+    return "", 204
 
 
 @bp.get("/postmortems/<slug>")

@@ -1,4 +1,4 @@
-"""Sign-in for pages (session cookie plus CSRF token) and bearer tokens for the API."""
+"""Sign-in for pages (session cookie plus CSRF token), bearer tokens for the API, and closed reading."""
 
 from __future__ import annotations
 
@@ -10,7 +10,13 @@ from flask import Flask, abort, current_app, g, jsonify, redirect, request, sess
 
 from kb.context import KnowledgeBase
 from kb.models import User
-from kb.users import user_for_token
+from kb.users import authenticate, check_password, user_for_token
+from web.security import FailureThrottle
+
+API_TOKEN_USER = "api-token"
+MAX_FAILURES, FAILURE_WINDOW_S = 5, 15 * 60
+# Reachable without signing in even when KB_PUBLIC_READ is false.
+OPEN_ENDPOINTS = {"pages.login", "static"}
 
 
 def current_kb() -> KnowledgeBase:
@@ -18,17 +24,66 @@ def current_kb() -> KnowledgeBase:
     return current_app.extensions["kb"]
 
 
+def throttle() -> FailureThrottle:
+    """Return the app's record of failed sign-ins and tokens."""
+    return current_app.extensions["auth_throttle"]
+
+
+def client_key() -> str:
+    return f"ip:{request.remote_addr or '?'}"
+
+
+def _user_for_bearer(token: str) -> User | None:
+    config = current_kb().config
+    if config.api_token and hmac.compare_digest(token.encode(), config.api_token.encode()):
+        return User(name=API_TOKEN_USER, password_hash="")
+    with current_kb().session() as db:
+        return user_for_token(session=db, token=token)
+
+
 def current_user() -> User | None:
-    """Return the signed-in user of this request, from the session or a bearer token."""
+    """Return the signed-in user of this request, from a bearer token or the session."""
     if "user" not in g:
         g.user = None
         header = request.headers.get("Authorization", "")
-        with current_kb().session() as db:
-            if header.lower().startswith("bearer "):
-                g.user = user_for_token(session=db, token=header[7:].strip())
-            elif session.get("user_id"):
+        if header.lower().startswith("bearer "):
+            g.throttled = bool(throttle().retry_after(client_key()))
+            if not g.throttled:
+                g.user = _user_for_bearer(header[7:].strip())
+                if g.user is None:
+                    throttle().fail(client_key())
+        elif session.get("admin") and current_kb().config.admin_password_hash:
+            g.user = User(name=current_kb().config.admin_user, password_hash="")
+        elif session.get("user_id"):
+            with current_kb().session() as db:
                 g.user = db.get(User, session["user_id"])
     return g.user
+
+
+def sign_in(name: str, password: str) -> tuple[bool, int]:
+    """Check a name and password and start a session; return (signed in, seconds to wait when throttled)."""
+    # Keyed on address and name: a typing colleague behind the same address does not lock others out.
+    key = f"{client_key()} user:{name.strip().lower()}"
+    wait = throttle().retry_after(key)
+    if wait:
+        return False, wait
+    config = current_kb().config
+    if config.admin_password_hash and name.strip() == config.admin_user:
+        ok, user_id = check_password(password, config.admin_password_hash), None
+    else:
+        with current_kb().session() as db:
+            user = authenticate(session=db, name=name, password=password)
+        ok, user_id = user is not None, user.id if user else None
+    if not ok:
+        throttle().fail(key)
+        return False, 0
+    throttle().forget(key)
+    session.clear()
+    if user_id is None:
+        session["admin"] = True
+    else:
+        session["user_id"] = user_id
+    return True, 0
 
 
 def csrf_token() -> str:
@@ -66,7 +121,7 @@ def api_write(view):
         user = current_user()
         bearer = request.headers.get("Authorization", "").lower().startswith("bearer ")
         if user is None:
-            return jsonify(error="authentication required: send 'Authorization: Bearer <token>'"), 401
+            return unauthorised_api()
         if not bearer and not csrf_ok():
             return jsonify(error="missing or wrong X-CSRF-Token header"), 403
         return view(*args, **kwargs)
@@ -74,8 +129,24 @@ def api_write(view):
     return wrapped
 
 
+def unauthorised_api():
+    if g.get("throttled"):
+        wait = throttle().retry_after(client_key())
+        return jsonify(error=f"too many wrong tokens; try again in {wait} s"), 429, {"Retry-After": str(wait)}
+    return jsonify(error="authentication required: send 'Authorization: Bearer <token>'"), 401
+
+
 def init_app(app: Flask) -> None:
-    """Make the user and the CSRF token available to every template."""
+    """Close reading when KB_PUBLIC_READ is false, and give templates the user and the CSRF token."""
+    app.extensions["auth_throttle"] = FailureThrottle(MAX_FAILURES, FAILURE_WINDOW_S)
+
+    @app.before_request
+    def require_reader():
+        if current_kb().config.public_read or request.endpoint in OPEN_ENDPOINTS or current_user() is not None:
+            return None
+        if request.path.startswith("/api/"):
+            return unauthorised_api()
+        return redirect(url_for("pages.login", next=request.full_path))
 
     @app.context_processor
     def inject_user():

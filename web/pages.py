@@ -8,7 +8,9 @@ import io
 from flask import Blueprint, Response, abort, flash, jsonify, redirect, render_template, request, session, url_for
 from sqlmodel import func, select
 
+from kb.changes import delete_postmortem, update_postmortem
 from kb.errors import KBError, NotFound
+from kb.export import postmortem_markdown
 from kb.ingest import import_markdown
 from kb.models import Postmortem
 from kb.reindex import index_postmortems
@@ -18,8 +20,7 @@ from kb.storage import get_postmortem, label_counts, list_postmortems, tags_for
 from kb.tags import decide_tag
 from kb.trends import DURATION_BUCKETS, PERIODS, compute_trends, period_bounds
 from kb.trends_summary import format_hours, label_changes, period_summary, summaries
-from kb.users import authenticate
-from web.auth import csrf_ok, current_kb, current_user, login_required
+from web.auth import csrf_ok, current_kb, current_user, login_required, sign_in
 from web.render import mark_evidence, render_markdown
 
 bp = Blueprint("pages", __name__)
@@ -150,6 +151,40 @@ def decide_tag_page(slug: str):
     return redirect(url_for("pages.postmortem_page", slug=slug) + "#why-tagged")
 
 
+@bp.route("/postmortems/<slug>/edit", methods=["GET", "POST"])
+@login_required
+def edit_postmortem(slug: str):
+    kb, error = current_kb(), None
+    if request.method == "POST":
+        markdown = request.form.get("markdown", "")
+        try:
+            result, row = update_postmortem(kb, slug=slug, raw=markdown.encode("utf-8"))
+        except NotFound:
+            raise
+        except KBError as exc:
+            error = str(exc)
+        else:
+            for warning in result.warnings:
+                flash(f"Warning: {warning}")
+            flash("No changes." if result.outcome == "unchanged" else "Saved your changes.")
+            return redirect(url_for("pages.postmortem_page", slug=row.slug))
+    else:
+        with kb.session() as db:
+            markdown = postmortem_markdown(get_postmortem(session=db, slug=slug))
+    return render_template("edit.html", slug=slug, markdown=markdown, error=error), 400 if error else 200
+
+
+@bp.post("/postmortems/<slug>/delete")
+@login_required
+def delete_postmortem_page(slug: str):
+    if request.form.get("confirm") != "yes":
+        flash("Not deleted: tick the box to confirm.")
+        return redirect(url_for("pages.postmortem_page", slug=slug))
+    delete_postmortem(current_kb(), slug=slug)
+    flash(f"Deleted postmortem {slug}.")
+    return redirect(url_for("pages.home"))
+
+
 def trends_params() -> dict:
     """Return the trend parameters of this request, shared by the page, the CSV and the API."""
     args = request.args
@@ -260,25 +295,23 @@ def new_postmortem():
 
 @bp.route("/login", methods=["GET", "POST"])
 def login():
-    error = None
+    error, status = None, 200
     if request.method == "POST":
         if not csrf_ok():
-            error = "The form expired. Please try again."
+            error, status = "The form expired. Please try again.", 400
         else:
-            with current_kb().session() as db:
-                user = authenticate(session=db, name=request.form.get("name", ""),
-                                    password=request.form.get("password", ""))
-            if user is None:
-                error = "Wrong user name or password."
-            else:
-                session.clear()
-                session["user_id"] = user.id
+            signed_in, wait = sign_in(request.form.get("name", ""), request.form.get("password", ""))
+            if signed_in:
                 target = request.args.get("next", "")
                 # Only follow local paths, so the sign-in page cannot send people elsewhere.
                 if not target.startswith("/") or target.startswith("//"):
                     target = url_for("pages.home")
                 return redirect(target)
-    return render_template("login.html", error=error), 401 if error else 200
+            if wait:
+                error, status = f"Too many failed sign-ins. Try again in {wait // 60 + 1} minutes.", 429
+            else:
+                error, status = "Wrong user name or password.", 401
+    return render_template("login.html", error=error), status
 
 
 @bp.post("/logout")

@@ -14,14 +14,17 @@ ALLOWED_TAGS = {
     "p", "br", "hr", "h1", "h2", "h3", "h4", "h5", "h6", "ul", "ol", "li", "blockquote", "pre", "code",
     "em", "strong", "del", "a", "table", "thead", "tbody", "tr", "th", "td", "img", "mark",
 }
-ALLOWED_ATTRIBUTES = {"a": {"href", "title"}, "img": {"src", "alt", "title"}, "th": {"style"}, "td": {"style"},
-                      "mark": {"class", "title"}}
+ALLOWED_ATTRIBUTES = {"a": {"href", "title"}, "img": {"src", "alt", "title"}, "mark": {"class", "title"}}
+# The Content-Security-Policy forbids style attributes, so table alignment travels as a class.
+ALIGN_RE = re.compile(r'<(th|td) style="text-align:(left|right|center)">')
+CELL_CLASSES = {"align-left", "align-right", "align-center"}
 
 
 def render_markdown(text: str) -> Markup:
     """Return markdown as HTML that keeps only safe tags, attributes and URL schemes."""
-    raw = _markdown.render(text or "")
+    raw = ALIGN_RE.sub(r'<\1 class="align-\2">', _markdown.render(text or ""))
     clean = nh3.clean(raw, tags=ALLOWED_TAGS, attributes=ALLOWED_ATTRIBUTES,
+                      allowed_classes={"th": CELL_CLASSES, "td": CELL_CLASSES},
                       url_schemes={"http", "https", "mailto"}, link_rel="noopener noreferrer nofollow")
     return Markup(clean)
 
