@@ -17,6 +17,7 @@ $(VENV)/.installed: pyproject.toml | $(BIN)/python
 
 ## run: install, import seed_data into an empty knowledge base, serve on http://$(HOST):$(PORT)/
 run: $(VENV)/.installed
+	$(BIN)/kb db upgrade
 	$(BIN)/kb serve --seed seed_data --host $(HOST) --port $(PORT)
 
 ## test: install what the tests need, then run them

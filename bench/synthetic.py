@@ -5,6 +5,7 @@ The text is assembled from sentences of seed_data, so vocabulary and cue density
 
 from __future__ import annotations
 
+import json
 import random
 import re
 from datetime import UTC, date, datetime, timedelta
@@ -61,7 +62,8 @@ class Generator:
         }
 
     def markdown(self, doc: dict) -> str:
-        front = (f"---\ntitle: {doc['title']!r}\ndate: {doc['date']}\nseverity: {doc['severity']}\n"
+        # A JSON string is a valid YAML string, whatever quotes and colons the title holds.
+        front = (f"---\ntitle: {json.dumps(doc['title'])}\ndate: {doc['date']}\nseverity: {doc['severity']}\n"
                  f"services: [{', '.join(doc['services'])}]\nstarted: {doc['started']:%Y-%m-%dT%H:%M}\n"
                  f"detected: {doc['detected']:%Y-%m-%dT%H:%M}\nresolved: {doc['resolved']:%Y-%m-%dT%H:%M}\n---\n")
         return front + "".join(f"\n## {name}\n{text}\n" for name, text in doc["sections"].items())

@@ -7,10 +7,12 @@ import json
 import sys
 
 import click
+from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import func, select
 
 from kb.config import SETTINGS, load_config
 from kb.context import KnowledgeBase, open_kb
+from kb.doctor import check_kb, format_checkup
 from kb.errors import KBError, ParseError
 from kb.evaluate import (
     DEFAULT_EVAL_DIR,
@@ -21,12 +23,14 @@ from kb.evaluate import (
     report_as_dict,
     rules_predictor,
 )
+from kb.export import FORMATS, JSONL_NAME, export_all
 from kb.ingest import discover_files, import_files, tagger_input
 from kb.models import Postmortem
 from kb.parse import parse_file
 from kb.reindex import rebuild_index
+from kb.schema import upgrade_db
 from kb.search import SORTS, search
-from kb.storage import label_counts
+from kb.storage import label_counts, make_engine
 from kb.training import retag_all, train_tagger
 from kb.trends import PERIODS, compute_trends
 from kb.trends_summary import summaries, trends_document
@@ -51,9 +55,14 @@ class KBContext:
         if self._kb is None:
             try:
                 self._kb = open_kb(load_config())
-            except (TaxonomyError, KBError, OSError) as error:
-                raise click.ClickException(str(error)) from None
+            except (TaxonomyError, KBError, OSError, SQLAlchemyError) as error:
+                raise click.ClickException(str(error).split("\n")[0]) from None
         return self._kb
+
+    def close(self) -> None:
+        """Close the database connections, if the knowledge base was opened."""
+        if self._kb is not None:
+            self._kb.engine.dispose()
 
 
 pass_kb = click.make_pass_decorator(KBContext, ensure=True)
@@ -61,8 +70,11 @@ pass_kb = click.make_pass_decorator(KBContext, ensure=True)
 
 @click.group(epilog=settings_help())
 @click.version_option(package_name="postmortem-kb")
-def cli() -> None:
+@click.pass_context
+def cli(ctx: click.Context) -> None:
     """Postmortem KB: import, tag, search and trend ML incident postmortems."""
+    ctx.obj = KBContext()
+    ctx.call_on_close(ctx.obj.close)
 
 
 @cli.command("import")
@@ -166,6 +178,18 @@ def reindex_command(ctx: KBContext) -> None:
     """Rebuild the search index from the database."""
     count = rebuild_index(ctx.kb)
     click.echo(f"indexed {count} postmortems")
+
+
+@cli.command("doctor")
+@click.option("--fix", is_flag=True, help="Reindex missing, marked and stale postmortems; delete stray documents.")
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
+@pass_kb
+def doctor_command(ctx: KBContext, fix: bool, fmt: str) -> None:
+    """Compare the search index with the database; exit status 1 while they differ."""
+    checkup = check_kb(kb=ctx.kb, fix=fix)
+    click.echo(json.dumps(checkup.as_dict(), indent=2) if fmt == "json" else format_checkup(checkup))
+    if not checkup.remaining.ok:
+        sys.exit(1)
 
 
 @cli.command("stats")
@@ -325,3 +349,39 @@ def user_hash_password(password: str) -> None:
     if len(password) < MIN_PASSWORD_LENGTH:
         raise click.ClickException(f"a password needs at least {MIN_PASSWORD_LENGTH} characters")
     click.echo(hash_password(password))
+
+
+@cli.command("export")
+@click.argument("folder", type=click.Path(file_okay=False))
+@click.option("--format", "fmt", type=click.Choice(FORMATS), default="markdown", show_default=True)
+@pass_kb
+def export_command(ctx: KBContext, folder: str, fmt: str) -> None:
+    """Write every postmortem with its human tag decisions to FOLDER; `kb import FOLDER` reads it back."""
+    try:
+        count = export_all(ctx.kb, folder, format=fmt)
+    except (KBError, OSError) as error:
+        raise click.ClickException(str(error)) from None
+    where = f"{folder}/{JSONL_NAME}" if fmt == "jsonl" else folder
+    click.echo(f"exported {count} postmortems to {where}")
+
+
+@cli.group("db")
+def db_group() -> None:
+    """Look after the database schema."""
+
+
+@db_group.command("upgrade")
+def db_upgrade() -> None:
+    """Apply every pending schema migration (Alembic); safe to run again."""
+    config = load_config()
+    engine = make_engine(config.database_url)
+    try:
+        before, after = upgrade_db(engine)
+    except SQLAlchemyError as error:
+        raise click.ClickException(f"could not upgrade the database: {error}") from None
+    finally:
+        engine.dispose()
+    if before == after:
+        click.echo(f"database schema is up to date (revision {after})")
+    else:
+        click.echo(f"database schema upgraded from {before or 'none'} to {after}")

@@ -8,12 +8,16 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
 from kb.config import Config
 from kb.index import SearchIndex
-from kb.storage import init_db, make_engine, sync_labels
+from kb.schema import init_db
+from kb.storage import make_engine, sync_labels
 from kb.trends import TrendsCache
+
+LABEL_SYNC_ATTEMPTS = 3
 
 
 @dataclass
@@ -55,10 +59,21 @@ def open_kb(config: Config) -> KnowledgeBase:
     taxonomy = load_taxonomy(config.taxonomy)
     config.data_dir.mkdir(parents=True, exist_ok=True)
     engine = make_engine(config.database_url)
-    init_db(engine)
-    with Session(engine) as session:
-        sync_labels(session=session, labels=[(x.id, x.kind, x.description) for x in taxonomy.labels])
-        session.commit()
+    try:
+        init_db(engine)
+        for attempt in range(LABEL_SYNC_ATTEMPTS):
+            try:
+                with Session(engine) as session:
+                    sync_labels(session=session, labels=[(x.id, x.kind, x.description) for x in taxonomy.labels])
+                    session.commit()
+                break
+            except IntegrityError:
+                # Another worker starting at the same moment inserted the same labels first; read them again.
+                if attempt == LABEL_SYNC_ATTEMPTS - 1:
+                    raise
+    except BaseException:
+        engine.dispose()
+        raise
     return KnowledgeBase(
         config=config,
         engine=engine,

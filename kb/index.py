@@ -3,18 +3,24 @@
 from __future__ import annotations
 
 import re
-import shutil
-from collections.abc import Iterable
+import time
+from collections.abc import Callable, Iterable
 from datetime import date, datetime
 from pathlib import Path
+from typing import TypeVar
 
-from whoosh import index as whoosh_index
 from whoosh.analysis import StemmingAnalyzer
 from whoosh.fields import DATETIME, ID, KEYWORD, NUMERIC, TEXT, Schema
+from whoosh.filedb.filestore import FileStorage
+from whoosh.index import FileIndex, LockError
+from whoosh.writing import CLEAR
 
 from kb.models import Postmortem
 
 WRITER_TIMEOUT_S = 60.0  # Whoosh allows one writer: wait this long for the lock before failing.
+CREATE_LOCK = "CREATELOCK"  # not named like the "_MAIN_*" files that creating an index deletes
+TOC_ATTEMPTS = 20
+T = TypeVar("T")
 SEVERITY_RANK = {"SEV1": 1, "SEV2": 2, "SEV3": 3, "SEV4": 4}
 
 
@@ -76,6 +82,25 @@ def document_for(postmortem: Postmortem, facets: list[str], categories: list[str
     return doc
 
 
+def retry_vanished_toc(read: Callable[[], T]) -> T:
+    """Call read again while the table of contents it found newest vanishes before it is opened."""
+    # A writer deletes the previous table of contents when it commits, possibly between a reader's finding it
+    # newest and opening it; Whoosh retries this for its readers, but not when opening an index or its .schema.
+    for _ in range(TOC_ATTEMPTS - 1):
+        try:
+            return read()
+        except FileNotFoundError:
+            time.sleep(0.01)
+    return read()
+
+
+class SharedFileIndex(FileIndex):
+    """A Whoosh index that other processes write to while this one reads."""
+
+    def _read_toc(self):
+        return retry_vanished_toc(super()._read_toc)
+
+
 class SearchIndex:
     """A Whoosh index in a folder, created on first use."""
 
@@ -87,11 +112,23 @@ class SearchIndex:
     def index(self):
         if self._index is None:
             self.path.mkdir(parents=True, exist_ok=True)
-            if whoosh_index.exists_in(str(self.path)):
-                self._index = whoosh_index.open_dir(str(self.path))
-            else:
-                self._index = whoosh_index.create_in(str(self.path), make_schema())
+            self._index = retry_vanished_toc(lambda: self._open(FileStorage(str(self.path))))
         return self._index
+
+    @staticmethod
+    def _open(storage: FileStorage) -> SharedFileIndex:
+        """Open the index, creating it first unless it exists or another process has just created it."""
+        if not storage.index_exists():
+            # Creating deletes the folder's index files, so processes starting on an empty folder take turns
+            # under a lock of their own, and the later ones open what the first made.
+            lock = storage.lock(CREATE_LOCK)
+            lock.acquire(blocking=True)
+            try:
+                if not storage.index_exists():
+                    storage.create_index(make_schema())
+            finally:
+                lock.release()
+        return storage.open_index(indexclass=SharedFileIndex)
 
     def searcher(self):
         """Return a searcher on the newest committed state of the index."""
@@ -119,20 +156,27 @@ class SearchIndex:
         writer.commit()
 
     def rebuild(self, documents: Iterable[dict]) -> int:
-        """Replace the whole index with these documents."""
-        if self._index is not None:
-            self._index.close()
-            self._index = None
-        if self.path.exists():
-            shutil.rmtree(self.path)
-        self.path.mkdir(parents=True)
-        self._index = whoosh_index.create_in(str(self.path), make_schema())
+        """Replace the whole index with these documents in one commit; searches see the old index until then."""
+        try:
+            writer = self.index.writer(timeout=WRITER_TIMEOUT_S, limitmb=128)
+        except LockError:
+            raise
+        except Exception:  # an index that cannot be read is started again from nothing
+            storage = FileStorage(str(self.path))
+            storage.create_index(make_schema())
+            self._index = storage.open_index(indexclass=SharedFileIndex)
+            writer = self._index.writer(timeout=WRITER_TIMEOUT_S, limitmb=128)
+        # CLEAR keeps none of the old segments, so the current schema can replace the stored one.
+        writer.schema = make_schema()
         count = 0
-        writer = self.index.writer(timeout=WRITER_TIMEOUT_S, limitmb=128)
-        for document in documents:
-            writer.add_document(**document)
-            count += 1
-        writer.commit(optimize=True)
+        try:
+            for document in documents:
+                writer.add_document(**document)
+                count += 1
+        except BaseException:
+            writer.cancel()
+            raise
+        writer.commit(mergetype=CLEAR)
         return count
 
     def slugs(self) -> set[str]:

@@ -8,6 +8,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Session, select
 
 from kb.context import KnowledgeBase
@@ -50,29 +51,48 @@ def discover_files(paths: Iterable[str | Path]) -> tuple[list[Path], list[FileRe
     seen: set[Path] = set()
 
     def add(path: Path) -> None:
-        resolved = path.resolve()
+        resolved = resolve_path(path)
         if resolved not in seen:
             seen.add(resolved)
             files.append(path)
 
     for raw in paths:
         path = Path(raw)
-        if path.is_file():
-            add(path)
-        elif path.is_dir():
+        if path.is_dir():
             def on_error(error: OSError) -> None:
                 reason = f"cannot read folder: {error.strerror}"
                 problems.append(FileResult(str(error.filename), "failed", reason=reason))
 
-            # Links to folders are not followed, so a link loop cannot trap the walk.
+            # Links to folders are not followed, so a link loop cannot trap the walk. Broken links, pipes
+            # and devices named *.md are kept: parse_file reports them without opening them.
             for folder, dirs, names in os.walk(path, onerror=on_error):
                 dirs.sort()
                 for name in sorted(names):
                     if name.lower().endswith(".md"):
                         add(Path(folder) / name)
+        elif path.exists() or path.is_symlink():
+            add(path)
         else:
             problems.append(FileResult(str(path), "failed", reason="no such file or folder"))
     return files, problems
+
+
+def resolve_path(path: Path) -> Path:
+    """Return the absolute path of a file with links resolved, or just absolute when a link loops."""
+    try:
+        return path.resolve()
+    except (OSError, RuntimeError):  # Python 3.11 raises RuntimeError on a symlink loop
+        return Path(os.path.abspath(path))
+
+
+def unknown_label_warnings(human_labels: dict[str, list[str]], labels: dict[str, str]) -> list[str]:
+    """Return a warning for each front matter facet or category the taxonomy does not have."""
+    return [
+        f"front matter {kind_key}: unknown {kind} {label_id!r}; ignored"
+        for kind_key, kind in (("facets", "facet"), ("categories", "category"))
+        for label_id in human_labels.get(kind_key, [])
+        if labels.get(label_id) != kind
+    ]
 
 
 def merge_tags(
@@ -80,7 +100,6 @@ def merge_tags(
     labels: dict[str, str],
 ) -> list[str]:
     """Write the machine's suggestions and the file's human labels without undoing human decisions."""
-    warnings = []
     existing = {tag.label_id: tag for tag in session.exec(
         select(PostmortemLabel).where(PostmortemLabel.postmortem_id == postmortem.id)
     )}
@@ -88,7 +107,6 @@ def merge_tags(
     for kind_key, kind in (("facets", "facet"), ("categories", "category")):
         for label_id in human_labels.get(kind_key, []):
             if labels.get(label_id) != kind:
-                warnings.append(f"front matter {kind_key}: unknown {kind} {label_id!r}; ignored")
                 continue
             tag = existing.get(label_id)
             if tag is None:
@@ -113,7 +131,7 @@ def merge_tags(
         tag.score, tag.evidence, tag.method = suggestion.score, suggestion.evidence, suggestion.method
         tag.cues = suggestion.cues
         session.add(tag)
-    return warnings
+    return unknown_label_warnings(human_labels, labels)
 
 
 def set_services(*, session: Session, postmortem: Postmortem) -> None:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import re
+import reprlib
+import stat
 import unicodedata
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
@@ -11,12 +13,15 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from yaml.reader import ReaderError
 
 from kb.errors import ParseError
 
 DATE_RE = re.compile(r"(?<!\d)(\d{4})-(\d{2})-(\d{2})(?!\d)")
-DATE_LINE_RE = re.compile(r"^\s*[*_]*\s*date\s*[*_]*\s*:\s*[*_]*\s*(.+?)\s*$", re.IGNORECASE)
-HEADING_RE = re.compile(r"^(#{1,6})\s+(.+?)\s*#*\s*$")
+# Written so that no two neighbouring parts can match the same characters: a long line of spaces or
+# hashes would otherwise make the regex engine backtrack for minutes (the names keep their old meaning).
+DATE_LINE_RE = re.compile(r"^\s*(?:[*_]+\s*)?date\s*(?:[*_]+\s*)?:\s*(?:[*_]+\s*)?(\S.*)$", re.IGNORECASE)
+HEADING_RE = re.compile(r"^(#{1,6})\s+(\S.*)$")
 
 # Canonical section keys, with the heading words that name them. The first key whose phrase
 # occurs in a normalised heading wins, so more specific phrases come first.
@@ -42,12 +47,31 @@ SEVERITY_WORDS = {"critical": "SEV1", "high": "SEV2", "major": "SEV2", "medium":
                   "moderate": "SEV3", "minor": "SEV4", "low": "SEV4"}
 
 
+# Plain scalars that YAML 1.1 would turn into booleans, numbers or timestamps stay the text the author
+# wrote: `title: yes` is "yes", not True, `title: 1e3` is not 1000.0, and dates are parsed (and warned
+# about) here rather than by YAML.
+TEXT_TAGS = {f"tag:yaml.org,2002:{name}" for name in ("bool", "int", "float", "timestamp")}
+
+# PyYAML's constructors raise more than YAMLError on hostile input: `!!int` with 5,000 digits and
+# `!!timestamp 2024-13-45` raise ValueError, a few thousand nested brackets RecursionError.
+YAML_ERRORS = (yaml.YAMLError, ValueError, OverflowError, RecursionError)
+
+# Short reprs for messages, so that a value built from YAML aliases (a "billion laughs") stays cheap.
+SHORT = reprlib.Repr()
+SHORT.maxstring, SHORT.maxother, SHORT.maxlist, SHORT.maxdict, SHORT.maxlevel = 80, 80, 4, 4, 2
+
+# NUL cannot be stored in PostgreSQL text, and lone surrogates cannot be encoded at all.
+UNSTORABLE_RE = re.compile("[\x00\ud800-\udfff]")
+
+SCALAR_TYPES = (str, int, float, date)
+
+
 class FrontMatterLoader(yaml.SafeLoader):
-    """YAML's safe loader, but dates and times stay text: we parse them ourselves and warn on bad ones."""
+    """YAML's safe loader, but plain scalars other than null stay text."""
 
 
 FrontMatterLoader.yaml_implicit_resolvers = {
-    first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:timestamp"]
+    first: [(tag, regexp) for tag, regexp in resolvers if tag not in TEXT_TAGS]
     for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
 }
 
@@ -112,6 +136,8 @@ def normalise_severity(value: Any) -> str | None:
     """Return SEV1..SEV4 for the many ways people write severity, '' for none, None if unknown."""
     if value is None or value == "":
         return ""
+    if not isinstance(value, str | int):
+        return None
     text = str(value).strip().lower()
     if text in SEVERITY_WORDS:
         return SEVERITY_WORDS[text]
@@ -127,13 +153,16 @@ def normalise_severity(value: Any) -> str | None:
 
 def decode_bytes(raw: bytes, path: str) -> tuple[str, list[str]]:
     """Decode file bytes as UTF-8 (with or without BOM), falling back to cp1252 with a warning."""
+    if raw.startswith((b"\xff\xfe", b"\xfe\xff")):
+        raise ParseError(path, None, "file is UTF-16 text; save it as UTF-8")
     if b"\x00" in raw:
         raise ParseError(path, None, "binary file (contains NUL bytes), not markdown")
     try:
         return raw.decode("utf-8-sig"), []
     except UnicodeDecodeError as utf8_error:
         try:
-            text = raw.decode("cp1252")
+            # A UTF-8 byte order mark read as cp1252 would be "ï»¿" and hide the front matter.
+            text = raw.removeprefix(b"\xef\xbb\xbf").decode("cp1252")
         except UnicodeDecodeError:
             line = raw[: utf8_error.start].count(b"\n") + 1
             raise ParseError(path, line, "not valid UTF-8 text") from None
@@ -151,11 +180,8 @@ def split_front_matter(text: str, path: str) -> tuple[dict[str, Any], str, int]:
             block = "\n".join(lines[1:index])
             try:
                 data = yaml.load(block, Loader=FrontMatterLoader) if block.strip() else {}
-            except yaml.YAMLError as error:
-                mark = getattr(error, "problem_mark", None)
-                line = mark.line + 2 if mark is not None else 1
-                problem = getattr(error, "problem", None) or "invalid YAML"
-                raise ParseError(path, line, f"front matter is not valid YAML: {problem}") from None
+            except YAML_ERRORS as error:
+                raise ParseError(path, *_yaml_problem(error, block)) from None
             if data is None:
                 data = {}
             if not isinstance(data, dict):
@@ -164,21 +190,39 @@ def split_front_matter(text: str, path: str) -> tuple[dict[str, Any], str, int]:
     raise ParseError(path, 1, "front matter opened with '---' is never closed")
 
 
+def _yaml_problem(error: Exception, block: str) -> tuple[int | None, str]:
+    """Return the file line and the reason of an error in a front matter block (which starts on line 2)."""
+    if isinstance(error, RecursionError):
+        return None, "front matter is nested too deeply"
+    if isinstance(error, ReaderError):
+        line = block.count("\n", 0, error.position) + 2
+        return line, f"front matter is not valid YAML: character {error.character:#06x} is not allowed"
+    if not isinstance(error, yaml.YAMLError):
+        return None, f"front matter holds a value that cannot be read: {SHORT.repr(str(error))}"
+    mark = getattr(error, "problem_mark", None)
+    problem = getattr(error, "problem", None) or "invalid YAML"
+    return (mark.line + 2 if mark is not None else None), f"front matter is not valid YAML: {problem}"
+
+
 def _as_list(value: Any, key: str, warnings: list[str]) -> list[str]:
     if value is None or value == "":
         return []
     if isinstance(value, str):
         return [part.strip() for part in value.split(",") if part.strip()]
-    if isinstance(value, list | tuple):
-        return [str(item).strip() for item in value if item is not None and str(item).strip()]
-    warnings.append(f"front matter '{key}' should be a list; ignored")
-    return []
+    if not isinstance(value, list | tuple):
+        warnings.append(f"front matter '{key}' should be a list; ignored")
+        return []
+    items = [item for item in value if item is not None]
+    scalars = [str(item).strip() for item in items if isinstance(item, SCALAR_TYPES)]
+    if len(scalars) < len(items):
+        warnings.append(f"front matter '{key}' should be a list of text; nested lists and mappings ignored")
+    return [item for item in scalars if item]
 
 
 def _as_text(value: Any, key: str, warnings: list[str]) -> str:
     if value is None:
         return ""
-    if isinstance(value, list | dict):
+    if not isinstance(value, SCALAR_TYPES):
         warnings.append(f"front matter '{key}' should be text; ignored")
         return ""
     return str(value).strip()
@@ -224,6 +268,15 @@ def _to_utc(value: datetime) -> datetime:
     return value.astimezone(UTC)
 
 
+def heading_name(text: str) -> str:
+    """Return a heading's text without its optional closing hashes ("## Impact ##" names "Impact")."""
+    name = text.rstrip()
+    without = name.rstrip("#")
+    if without != name and (not without or without[-1].isspace()):
+        name = without.rstrip()
+    return name or text.strip()
+
+
 def split_sections(body: str) -> tuple[str | None, list[Section]]:
     """Return the first level-1 heading and the body's sections (text before any heading is 'summary')."""
     title = None
@@ -241,7 +294,7 @@ def split_sections(body: str) -> tuple[str | None, list[Section]]:
             in_code = not in_code
         match = None if in_code else HEADING_RE.match(line)
         if match:
-            level, name = len(match.group(1)), match.group(2).strip()
+            level, name = len(match.group(1)), heading_name(match.group(2))
             if level == 1 and title is None and not sections and not "".join(buffer).strip():
                 title = name
                 continue
@@ -274,7 +327,12 @@ def parse_text(text: str, *, path: str = "<input>", content_hash: str | None = N
                warnings: list[str] | None = None) -> ParsedPostmortem:
     """Parse postmortem markdown text; path is used for messages, the slug and the date fallback."""
     warnings = list(warnings or [])
+    if UNSTORABLE_RE.search(path):
+        raise ParseError(path, None, "file name is not valid UTF-8; rename the file")
     text = text.replace("\r\n", "\n").replace("\r", "\n")
+    if bad := UNSTORABLE_RE.search(text):
+        what = "a NUL character" if bad.group() == "\x00" else "a lone surrogate, which is not valid Unicode"
+        raise ParseError(path, text.count("\n", 0, bad.start()) + 1, f"text holds {what}")
     if not text.strip():
         raise ParseError(path, None, "file is empty")
     meta, body, _body_line = split_front_matter(text, path)
@@ -292,7 +350,7 @@ def parse_text(text: str, *, path: str = "<input>", content_hash: str | None = N
     if meta.get("date") not in (None, ""):
         incident_date = parse_date(meta["date"])
         if incident_date is None:
-            warnings.append(f"front matter 'date' {meta['date']!r} is not a date (YYYY-MM-DD); ignored")
+            warnings.append(f"front matter 'date' {SHORT.repr(meta['date'])} is not a date (YYYY-MM-DD); ignored")
     if incident_date is None:
         for line in body.split("\n")[:40]:
             match = DATE_LINE_RE.match(line)
@@ -304,7 +362,7 @@ def parse_text(text: str, *, path: str = "<input>", content_hash: str | None = N
 
     severity = normalise_severity(meta.get("severity"))
     if severity is None:
-        warnings.append(f"front matter 'severity' {meta.get('severity')!r} is not SEV1-SEV4; ignored")
+        warnings.append(f"front matter 'severity' {SHORT.repr(meta.get('severity'))} is not SEV1-SEV4; ignored")
         severity = ""
 
     times = {}
@@ -312,7 +370,7 @@ def parse_text(text: str, *, path: str = "<input>", content_hash: str | None = N
         raw = meta.get(key)
         times[key] = parse_datetime(raw) if raw not in (None, "") else None
         if raw not in (None, "") and times[key] is None:
-            warnings.append(f"front matter '{key}' {raw!r} is not a date and time; ignored")
+            warnings.append(f"front matter '{key}' {SHORT.repr(raw)} is not a date and time; ignored")
 
     for earlier, later in (("started", "detected"), ("detected", "resolved"), ("started", "resolved")):
         if times[earlier] and times[later] and times[later] < times[earlier]:
@@ -360,14 +418,25 @@ def parse_bytes(raw: bytes, *, path: str = "<input>", max_bytes: int | None = No
     return parse_text(text, path=path, content_hash=hashlib.sha256(raw).hexdigest(), warnings=warnings)
 
 
+def read_file(path: Path, *, max_bytes: int | None = None) -> bytes:
+    """Return the bytes of a regular file, never opening a FIFO or device and never reading past the limit."""
+    try:
+        info = path.stat()
+        if not stat.S_ISREG(info.st_mode):
+            kind = "a folder" if stat.S_ISDIR(info.st_mode) else "a pipe, socket or device"
+            raise ParseError(path, None, f"not a regular file but {kind}")
+        if max_bytes is not None and info.st_size > max_bytes:
+            raise ParseError(path, None, f"file is {info.st_size:,} bytes, over the {max_bytes:,}-byte limit")
+        with path.open("rb") as file:
+            # One byte more than allowed is enough to tell that a file that grew since stat() is too big.
+            return file.read() if max_bytes is None else file.read(max_bytes + 1)
+    except OSError as error:
+        if path.is_symlink() and not path.exists():
+            raise ParseError(path, None, "cannot read file: broken or looping symbolic link") from None
+        raise ParseError(path, None, f"cannot read file: {error.strerror or error}") from None
+
+
 def parse_file(path: str | Path, *, max_bytes: int | None = None) -> ParsedPostmortem:
     """Read and parse a postmortem file."""
     path = Path(path)
-    try:
-        if max_bytes is not None and path.stat().st_size > max_bytes:
-            size = path.stat().st_size
-            raise ParseError(path, None, f"file is {size:,} bytes, over the {max_bytes:,}-byte limit")
-        raw = path.read_bytes()
-    except OSError as error:
-        raise ParseError(path, None, f"cannot read file: {error.strerror or error}") from None
-    return parse_bytes(raw, path=str(path), max_bytes=max_bytes)
+    return parse_bytes(read_file(path, max_bytes=max_bytes), path=str(path), max_bytes=max_bytes)

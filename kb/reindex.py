@@ -15,7 +15,8 @@ log = logging.getLogger(__name__)
 BATCH = 500
 
 
-def _documents(session, postmortems: list[Postmortem]) -> list[dict]:
+def index_documents(*, session, postmortems: list[Postmortem]) -> list[dict]:
+    """Return the index documents of these postmortems with their active labels."""
     tags = tags_for(session=session, postmortem_ids=[pm.id for pm in postmortems])
     return [
         document_for(pm, active_labels(tags[pm.id], "facet"), active_labels(tags[pm.id], "category"))
@@ -28,7 +29,7 @@ def index_postmortems(kb: KnowledgeBase, postmortem_ids: list[int]) -> bool:
     with kb.session() as session:
         rows = list(session.exec(select(Postmortem).where(Postmortem.id.in_(postmortem_ids))))
         try:
-            kb.index.upsert(_documents(session, rows))
+            kb.index.upsert(index_documents(session=session, postmortems=rows))
         except Exception:  # the database commit stands; the marked rows are healed later
             log.exception("indexing failed; %d postmortems stay marked for reindexing", len(rows))
             return False
@@ -60,7 +61,7 @@ def rebuild_index(kb: KnowledgeBase) -> int:
                 ))
                 if not rows:
                     return
-                yield from _documents(session, rows)
+                yield from index_documents(session=session, postmortems=rows)
                 last_id = rows[-1].id
 
     count = kb.index.rebuild(generate())

@@ -157,8 +157,12 @@ def search(
         # Whoosh answers a page past the end with the last page; people asked for nothing there.
         past_end = (page - 1) * per_page >= len(results.results)
         hits = [] if past_end else [hit_from(hit, ranked=ranked) for hit in results]
-        counts = count_values(searcher, set(results.results.docs())) if with_counts else {}
-        total = len(results.results)
+        if with_counts:
+            # One pass over the matches gives both the total and the set the sidebar counts come from.
+            matched = set(results.results.docs())
+            counts, total = count_values(searcher, matched), len(matched)
+        else:
+            counts, total = {}, len(results.results)
         # Any word may match, so a misspelled word hides quietly among hits: always offer the correction.
         suggestion = suggest_query(searcher, q)
         return SearchResults(total=total, hits=hits, page=page, per_page=per_page, counts=counts,

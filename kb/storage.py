@@ -7,7 +7,7 @@ from pathlib import Path
 
 from sqlalchemy import event, func
 from sqlalchemy.engine import Engine
-from sqlmodel import Session, SQLModel, create_engine, select
+from sqlmodel import Session, create_engine, select
 
 from kb.errors import NotFound
 from kb.models import Label, Postmortem, PostmortemLabel
@@ -25,17 +25,14 @@ def make_engine(url: str) -> Engine:
         def _sqlite_pragmas(dbapi_connection, _record):
             cursor = dbapi_connection.cursor()
             cursor.execute("PRAGMA journal_mode=WAL")
+            # In WAL mode NORMAL cannot corrupt the database; a power cut may lose the last commits, not more.
+            cursor.execute("PRAGMA synchronous=NORMAL")
             cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
             cursor.execute("PRAGMA foreign_keys=ON")
             cursor.close()
 
         return engine
     return create_engine(url, pool_pre_ping=True)
-
-
-def init_db(engine: Engine) -> None:
-    """Create any missing tables."""
-    SQLModel.metadata.create_all(engine)
 
 
 def sync_labels(*, session: Session, labels: Iterable[tuple[str, str, str]]) -> None:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import tempfile
+import uuid
 from pathlib import Path
 
 import pytest
@@ -9,14 +12,70 @@ import pytest
 from app import create_app
 from kb.config import DEFAULT_TAXONOMY
 from nlp.taxonomy import read_taxonomy_data
+from tests.pgserver import PostgresServer, find_bin_dir
 
 ROOT = Path(__file__).resolve().parent.parent
 SEED = ROOT / "seed_data"
 
 
+# The storage, ingest, trends and backup tests run once on SQLite and once on a real PostgreSQL server.
+BOTH_DATABASES = {"test_ingest", "test_trends", "test_trend_periods", "test_tags", "test_export", "test_doctor",
+                  "test_schema", "test_hostile_input"}
+
+
+def pytest_generate_tests(metafunc):
+    if "database" in metafunc.fixturenames and metafunc.module.__name__.rsplit(".", 1)[-1] in BOTH_DATABASES:
+        metafunc.parametrize("database", ["sqlite", "postgresql"], indirect=True)
+
+
 @pytest.fixture
-def app(tmp_path):
-    app = create_app({"KB_DATA_DIR": str(tmp_path / "data"), "KB_SECRET_KEY": "test-secret"})
+def database(request) -> str:
+    """Name the database engine this test runs on: 'sqlite' unless parametrized."""
+    return getattr(request, "param", "sqlite")
+
+
+@pytest.fixture(scope="session")
+def postgres_admin_url():
+    """Return the URL of a PostgreSQL server for the tests: KB_TEST_POSTGRES_URL, or one started here."""
+    if url := os.environ.get("KB_TEST_POSTGRES_URL"):
+        yield url
+        return
+    bin_dir = find_bin_dir()
+    if bin_dir is None:
+        message = "PostgreSQL is not installed (apt-get install postgresql); its tests cannot run"
+        if os.environ.get("CI") or os.environ.get("KB_REQUIRE_POSTGRES"):
+            pytest.fail(message)
+        pytest.skip(message)
+    # Not under pytest's own temporary folder: the server's account must be able to reach its files.
+    server = PostgresServer(Path(tempfile.mkdtemp(prefix="kb-test-postgres-")), bin_dir)
+    url = server.start()
+    yield url
+    server.stop()
+
+
+@pytest.fixture
+def database_url(request, database) -> str:
+    """Return an empty database's URL: '' (SQLite in the data folder) or a new PostgreSQL database."""
+    if database == "sqlite":
+        yield ""
+        return
+    import psycopg
+    from sqlalchemy.engine import make_url
+
+    admin = make_url(request.getfixturevalue("postgres_admin_url"))
+    name = f"kb_test_{uuid.uuid4().hex[:12]}"
+    plain = admin.set(drivername="postgresql").render_as_string(hide_password=False)
+    with psycopg.connect(plain, autocommit=True) as connection:
+        connection.execute(f'CREATE DATABASE "{name}"')
+    yield admin.set(database=name).render_as_string(hide_password=False)
+    with psycopg.connect(plain, autocommit=True) as connection:
+        connection.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+def app(tmp_path, database_url):
+    app = create_app({"KB_DATA_DIR": str(tmp_path / "data"), "KB_SECRET_KEY": "test-secret",
+                      "KB_DATABASE_URL": database_url})
     app.config.update(TESTING=True)
     yield app
     app.extensions["kb"].engine.dispose()

@@ -132,6 +132,7 @@ def test_exports_agree(loaded, client):
 
 def test_cli_prints_the_same_figures(loaded, monkeypatch):
     monkeypatch.setenv("KB_DATA_DIR", str(loaded.config.data_dir))
+    monkeypatch.setenv("KB_DATABASE_URL", loaded.config.database_url)
     runner = CliRunner()
     data = json.loads(runner.invoke(cli, ["trends", "--period", "year", "--format", "json"]).output)
     assert data["totals"] == {"2024": 5}
