@@ -80,14 +80,15 @@ def cli(ctx: click.Context) -> None:
 @cli.command("import")
 @click.argument("paths", nargs=-1, required=True, type=click.Path())
 @click.option("--dry-run", is_flag=True, help="Show what would happen without storing anything.")
+@click.option("--strict", is_flag=True, help="Fail files with warnings (bad front matter values, unknown labels).")
 @pass_kb
-def import_command(ctx: KBContext, paths: tuple[str, ...], dry_run: bool) -> None:
+def import_command(ctx: KBContext, paths: tuple[str, ...], dry_run: bool, strict: bool) -> None:
     """Import markdown postmortems from files and folders (recursively, *.md)."""
     kb = ctx.kb
     files, problems = discover_files(paths)
     with click.progressbar(length=len(files), label="Importing", file=sys.stderr,
                            show_pos=True, item_show_func=lambda r: r.path if r else None) as bar:
-        report = import_files(kb, files, problems=problems, dry_run=dry_run,
+        report = import_files(kb, files, problems=problems, dry_run=dry_run, strict=strict,
                               on_progress=lambda result: bar.update(1, result))
     if dry_run:
         click.echo("Dry run: nothing was stored.")

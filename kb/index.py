@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import re
+import threading
 import time
+import weakref
 from collections.abc import Callable, Iterable
+from contextlib import contextmanager
 from datetime import date, datetime
 from pathlib import Path
 from typing import TypeVar
@@ -13,11 +16,15 @@ from whoosh.analysis import StemmingAnalyzer
 from whoosh.fields import DATETIME, ID, KEYWORD, NUMERIC, TEXT, Schema
 from whoosh.filedb.filestore import FileStorage
 from whoosh.index import FileIndex, LockError
+from whoosh.query import Term
 from whoosh.writing import CLEAR
 
 from kb.models import Postmortem
 
 WRITER_TIMEOUT_S = 60.0  # Whoosh allows one writer: wait this long for the lock before failing.
+# Segments as plain files: a compound segment is copied into memory whole every time a searcher opens it.
+WRITER_OPTIONS = {"timeout": WRITER_TIMEOUT_S, "compound": False}
+MP_BATCH = 256  # documents handed to an indexing process at a time
 CREATE_LOCK = "CREATELOCK"  # not named like the "_MAIN_*" files that creating an index deletes
 TOC_ATTEMPTS = 20
 T = TypeVar("T")
@@ -101,12 +108,28 @@ class SharedFileIndex(FileIndex):
         return retry_vanished_toc(super()._read_toc)
 
 
+def schema_signature(schema: Schema) -> list[tuple]:
+    """Return what tells two schemas apart: field names, types and options (analyzers compare by identity)."""
+    return [(name, type(field).__name__, field.stored, field.scorable, getattr(field, "field_boost", 1.0),
+             getattr(field, "spelling", False)) for name, field in schema.items()]
+
+
 class SearchIndex:
-    """A Whoosh index in a folder, created on first use."""
+    """A Whoosh index in a folder, created on first use, with one searcher that every request shares.
+
+    Opening a searcher costs milliseconds per segment, so the searcher stays open and is only refreshed
+    when a writer (in any process) has committed. Searches take turns on it under a lock: Python runs one
+    search at a time anyway, and the open files are read with seek-and-read.
+    """
 
     def __init__(self, path: str | Path):
         self.path = Path(path)
         self._index = None
+        self._searcher = None
+        self._value_docs: dict[tuple[str, str], frozenset[int]] = {}
+        self._lock = threading.RLock()
+        self._depth = 0
+        self._finalizer = None
 
     @property
     def index(self):
@@ -130,14 +153,48 @@ class SearchIndex:
                 lock.release()
         return storage.open_index(indexclass=SharedFileIndex)
 
+    @contextmanager
     def searcher(self):
-        """Return a searcher on the newest committed state of the index."""
-        return self.index.searcher()
+        """Lend the shared searcher, refreshed to the newest committed state of the index."""
+        with self._lock:
+            if self._depth == 0:  # a nested use keeps the state its caller is reading
+                self._refresh()
+            self._depth += 1
+            try:
+                yield self._searcher
+            finally:
+                self._depth -= 1
 
-    def upsert(self, documents: Iterable[dict]) -> int:
+    def _refresh(self) -> None:
+        if self._searcher is not None:
+            if retry_vanished_toc(self._searcher.up_to_date):
+                return
+            self._searcher.close()
+        self._searcher = retry_vanished_toc(self.index.searcher)
+        self._value_docs = {}
+        if self._finalizer is not None:
+            self._finalizer.detach()
+        # Close the files when this object goes away, rather than leave them to the garbage collector.
+        self._finalizer = weakref.finalize(self, self._searcher.close)
+
+    def value_docs(self, searcher, field: str, value: str) -> frozenset[int]:
+        """Return the numbers of the documents holding value in field, remembered until the index changes."""
+        key = (field, value)
+        if key not in self._value_docs:
+            self._value_docs[key] = frozenset(searcher.docs_for_query(Term(field, value)))
+        return self._value_docs[key]
+
+    def close(self) -> None:
+        """Close the shared searcher."""
+        with self._lock:
+            if self._finalizer is not None:
+                self._finalizer()
+            self._searcher, self._finalizer, self._value_docs = None, None, {}
+
+    def upsert(self, documents: Iterable[dict], *, procs: int = 1) -> int:
         """Add or replace documents by slug in one commit; return how many were written."""
         count = 0
-        writer = self.index.writer(timeout=WRITER_TIMEOUT_S)
+        writer = self._writer(procs)
         try:
             for document in documents:
                 writer.update_document(**document)
@@ -150,22 +207,33 @@ class SearchIndex:
 
     def delete(self, slugs: Iterable[str]) -> None:
         """Remove documents by slug."""
-        writer = self.index.writer(timeout=WRITER_TIMEOUT_S)
+        writer = self.index.writer(**WRITER_OPTIONS)
         for slug in slugs:
             writer.delete_by_term("slug", slug)
         writer.commit()
 
-    def rebuild(self, documents: Iterable[dict]) -> int:
+    def _writer(self, procs: int = 1):
+        """Return a writer holding the index's lock; with procs > 1, one that indexes in that many processes.
+
+        The processes each write a segment of their own; they read the schema from the index, so a schema
+        that changed since the index was made is written by one process.
+        """
+        if procs > 1 and schema_signature(self.index.schema) == schema_signature(make_schema()):
+            return self.index.writer(procs=procs, multisegment=True, batchsize=MP_BATCH,
+                                     subargs={"compound": False, "limitmb": 64}, **WRITER_OPTIONS)
+        return self.index.writer(**WRITER_OPTIONS, limitmb=128)
+
+    def rebuild(self, documents: Iterable[dict], *, procs: int = 1) -> int:
         """Replace the whole index with these documents in one commit; searches see the old index until then."""
         try:
-            writer = self.index.writer(timeout=WRITER_TIMEOUT_S, limitmb=128)
+            writer = self._writer(procs)
         except LockError:
             raise
         except Exception:  # an index that cannot be read is started again from nothing
             storage = FileStorage(str(self.path))
             storage.create_index(make_schema())
             self._index = storage.open_index(indexclass=SharedFileIndex)
-            writer = self._index.writer(timeout=WRITER_TIMEOUT_S, limitmb=128)
+            writer = self._writer()
         # CLEAR keeps none of the old segments, so the current schema can replace the stored one.
         writer.schema = make_schema()
         count = 0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 from collections import Counter
 from collections.abc import Callable, Iterable
@@ -15,10 +16,12 @@ from kb.context import KnowledgeBase
 from kb.errors import Conflict, KBError, ParseError
 from kb.models import Postmortem, PostmortemLabel, PostmortemService, seconds_between, utcnow
 from kb.parse import ParsedPostmortem, parse_bytes, parse_file, slugify
-from kb.reindex import index_postmortems
+from kb.reindex import index_postmortems, index_processes
 
 FRONT_MATTER_DECIDER = "front matter"
 OUTCOMES = ("imported", "updated", "unchanged", "failed")
+INDEX_CHUNK = 2000  # postmortems written to the search index in one commit during a bulk import
+MANY = 500  # fewer than this are indexed in one process: starting more costs more than it saves
 
 
 @dataclass
@@ -194,10 +197,11 @@ def import_paths(
     *,
     dry_run: bool = False,
     on_progress: Callable[[FileResult], None] | None = None,
+    strict: bool = False,
 ) -> ImportReport:
     """Import every markdown file under paths; each file succeeds or fails on its own."""
     files, problems = discover_files(paths)
-    return import_files(kb, files, problems=problems, dry_run=dry_run, on_progress=on_progress)
+    return import_files(kb, files, problems=problems, dry_run=dry_run, on_progress=on_progress, strict=strict)
 
 
 def import_files(
@@ -208,62 +212,171 @@ def import_files(
     dry_run: bool = False,
     on_progress: Callable[[FileResult], None] | None = None,
     batch_size: int = 64,
+    strict: bool = False,
 ) -> ImportReport:
     """Import these files in batches, reporting each result to on_progress as it is known.
 
-    A dry run stores every file in one transaction that is rolled back at the end, so files of the same
-    run see each other (a slug clash between two of them is reported) and nothing is kept.
+    Stored postmortems are written to the search index a few thousand at a time, in several processes
+    when there are many; until then they stay marked for reindexing, so an interrupted import is healed
+    at the next start. A dry run stores every file in one transaction that is rolled back at the end, so
+    files of the same run see each other (a slug clash between two of them is reported) and nothing is
+    kept. With strict, a file with any warning fails and nothing of it is stored.
     """
     report = ImportReport(results=list(problems))
     dry_session = kb.session() if dry_run else None
+    unindexed: list[int] = []
     try:
         for start in range(0, len(files), batch_size):
-            for result in import_batch(kb, files[start : start + batch_size], dry_session=dry_session):
+            batch = files[start : start + batch_size]
+            results, stored_ids = import_batch(kb, batch, dry_session=dry_session, strict=strict)
+            unindexed += stored_ids
+            if len(unindexed) >= INDEX_CHUNK:
+                index_postmortems(kb, unindexed, procs=index_processes())
+                unindexed = []
+            for result in results:
                 report.results.append(result)
                 if on_progress:
                     on_progress(result)
     finally:
+        if unindexed:
+            index_postmortems(kb, unindexed, procs=index_processes() if len(unindexed) >= MANY else 1)
         if dry_session is not None:
             dry_session.rollback()
             dry_session.close()
     return report
 
 
-def import_batch(kb: KnowledgeBase, files: list[Path], *, dry_session: Session | None = None) -> list[FileResult]:
-    """Parse and tag a batch of files together, then store each in its own transaction (or in dry_session)."""
-    parsed_files: list[tuple[Path, ParsedPostmortem]] = []
+def stored_hashes(session: Session, source_paths: list[str]) -> dict[str, tuple[str, str]]:
+    """Return (content hash, slug) of the postmortems imported from these paths."""
+    rows = session.exec(select(Postmortem.source_path, Postmortem.content_hash, Postmortem.slug)
+                        .where(Postmortem.source_path.in_(source_paths)))
+    return {path: (content_hash, slug) for path, content_hash, slug in rows}
+
+
+def read_batch(
+    kb: KnowledgeBase, files: list[Path], *, session: Session, strict: bool
+) -> tuple[dict[Path, FileResult], list[tuple[Path, ParsedPostmortem]]]:
+    """Parse the files that changed since their last import; report the unchanged and the failed ones."""
     results: dict[Path, FileResult] = {}
+    parsed_files: list[tuple[Path, ParsedPostmortem]] = []
+    sources = {path: str(resolve_path(path)) for path in files}
+    known = stored_hashes(session, list(sources.values()))
     for path in files:
         try:
-            parsed = parse_file(path, max_bytes=kb.config.max_upload_bytes)
-            parsed.source_path = str(path.resolve())
-            parsed_files.append((path, parsed))
+            stored = known.get(sources[path])
+            if stored and path.is_file() and path.stat().st_size <= kb.config.max_upload_bytes:
+                # The bytes decide: a file whose hash is stored is neither parsed nor tagged again.
+                raw = path.read_bytes()
+                if hashlib.sha256(raw).hexdigest() == stored[0]:
+                    results[path] = FileResult(str(path), "unchanged", stored[1])
+                    continue
+                parsed = parse_bytes(raw, path=str(path), max_bytes=kb.config.max_upload_bytes)
+            else:
+                parsed = parse_file(path, max_bytes=kb.config.max_upload_bytes)
+        except OSError:  # vanished or unreadable since it was found: parse_file words the reason
+            try:
+                parsed = parse_file(path, max_bytes=kb.config.max_upload_bytes)
+            except ParseError as error:
+                results[path] = FileResult(str(path), "failed", reason=_reason(error))
+                continue
         except ParseError as error:
             results[path] = FileResult(str(path), "failed", reason=_reason(error))
-    all_suggestions = kb.tagger.tag_many(tagger_input(parsed) for _, parsed in parsed_files)
-    stored_ids = []
-    for (path, parsed), suggestions in zip(parsed_files, all_suggestions, strict=True):
-        session = dry_session or kb.session()
+            continue
+        parsed.source_path = sources[path]
+        # Strict failures are decided before anything is written, so a dry run's shared session stays clean.
+        warnings = parsed.warnings + unknown_label_warnings(parsed.human_labels, kb.labels)
+        if strict and warnings:
+            reason = "strict: " + "; ".join(warnings)
+            results[path] = FileResult(str(path), "failed", parsed.slug, reason=reason, warnings=warnings)
+        else:
+            parsed_files.append((path, parsed))
+    return results, parsed_files
+
+
+def import_batch(
+    kb: KnowledgeBase, files: list[Path], *, dry_session: Session | None = None, strict: bool = False
+) -> tuple[list[FileResult], list[int]]:
+    """Parse and tag a batch of files together and store them; return each file's result and the stored ids.
+
+    The batch commits once. Should any file fail to store (a slug clash, a database error), the batch is
+    rolled back and stored again one file per transaction, so that only the file at fault fails.
+    """
+    with kb.session() as session:
+        results, parsed_files = read_batch(kb, files, session=dry_session or session, strict=strict)
+    work = tag_batch(kb, parsed_files, results)
+    if dry_session is not None:
+        stored = _store_each(kb, work, results, session=dry_session)
+    else:
+        session = kb.session()
+        try:
+            stored = _store_all(kb, work, results, session=session)
+            session.commit()
+        except (KBError, SQLAlchemyError):
+            session.rollback()
+            stored = [row_id for item in work for row_id in _store_each(kb, [item], results, session=None)]
+        finally:
+            session.close()
+    return [results[path] for path in files], stored
+
+
+def tag_batch(
+    kb: KnowledgeBase, parsed_files: list[tuple[Path, ParsedPostmortem]], results: dict[Path, FileResult]
+) -> list[tuple[tuple[Path, ParsedPostmortem], list]]:
+    """Return each parsed file with the tagger's suggestions; a file the tagger refuses fails in results."""
+    try:
+        suggestions = kb.tagger.tag_many(tagger_input(parsed) for _, parsed in parsed_files)
+        return list(zip(parsed_files, suggestions, strict=True))
+    except ValueError:
+        # spaCy refuses some texts (longer than nlp.max_length): tag one by one so that only those fail.
+        work = []
+        for path, parsed in parsed_files:
+            try:
+                work.append(((path, parsed), kb.tagger.tag(tagger_input(parsed))))
+            except ValueError as error:
+                results[path] = FileResult(str(path), "failed", parsed.slug, reason=_tagger_problem(error))
+        return work
+
+
+def _store_all(kb: KnowledgeBase, work: list, results: dict[Path, FileResult], *, session: Session) -> list[int]:
+    stored = []
+    for (path, parsed), suggestions in work:
+        outcome, row, warnings = store_parsed(session=session, parsed=parsed, suggestions=suggestions,
+                                              labels=kb.labels)
+        results[path] = FileResult(str(path), outcome, parsed.slug, warnings=parsed.warnings + warnings)
+        if outcome != "unchanged":
+            stored.append(row.id)
+    return stored
+
+
+def _store_each(kb: KnowledgeBase, work: list, results: dict[Path, FileResult], *, session: Session | None
+                ) -> list[int]:
+    """Store each file in a transaction of its own, or all in session (a dry run); return the stored ids."""
+    stored = []
+    for (path, parsed), suggestions in work:
+        own = session or kb.session()
         try:
             outcome, row, warnings = store_parsed(
-                session=session, parsed=parsed, suggestions=suggestions, labels=kb.labels
+                session=own, parsed=parsed, suggestions=suggestions, labels=kb.labels
             )
-            if dry_session is None:
-                session.commit()
+            if session is None:
+                own.commit()
                 if outcome != "unchanged":
-                    stored_ids.append(row.id)
+                    stored.append(row.id)
             results[path] = FileResult(str(path), outcome, parsed.slug, warnings=parsed.warnings + warnings)
         except KBError as error:
             # store_parsed raises before it writes anything, so a dry run's transaction stays clean.
-            if dry_session is None:
-                session.rollback()
+            if session is None:
+                own.rollback()
             results[path] = FileResult(str(path), "failed", parsed.slug, reason=str(error))
+        except SQLAlchemyError as error:
+            # A database error leaves the transaction unusable: a dry run loses its earlier files too.
+            own.rollback()
+            reason = f"could not store: {str(error).splitlines()[0]}"
+            results[path] = FileResult(str(path), "failed", parsed.slug, reason=reason)
         finally:
-            if dry_session is None:
-                session.close()
-    if stored_ids:
-        index_postmortems(kb, stored_ids)
-    return [results[path] for path in files]
+            if session is None:
+                own.close()
+    return stored
 
 
 def import_markdown(kb: KnowledgeBase, raw: bytes, *, filename: str = "") -> tuple[FileResult, Postmortem]:
@@ -273,7 +386,10 @@ def import_markdown(kb: KnowledgeBase, raw: bytes, *, filename: str = "") -> tup
     if not name:
         parsed.slug = slugify(f"{parsed.incident_date or ''} {parsed.title}")
     parsed.source_path = ""
-    suggestions = kb.tagger.tag(tagger_input(parsed))
+    try:
+        suggestions = kb.tagger.tag(tagger_input(parsed))
+    except ValueError as error:
+        raise ParseError(name or "<input>", None, _tagger_problem(error)) from None
     with kb.session() as session:
         existing = session.exec(select(Postmortem).where(Postmortem.slug == parsed.slug)).first()
         if existing is not None:
@@ -282,6 +398,11 @@ def import_markdown(kb: KnowledgeBase, raw: bytes, *, filename: str = "") -> tup
         session.commit()
     index_postmortems(kb, [row.id])
     return FileResult(name or "<input>", outcome, row.slug, warnings=parsed.warnings + warnings), row
+
+
+def _tagger_problem(error: ValueError) -> str:
+    # spaCy's messages go on with advice about models this pipeline does not use: keep the first sentence.
+    return f"the tagger cannot read this text: {str(error).split('. ')[0]}"
 
 
 def _reason(error: ParseError) -> str:

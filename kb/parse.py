@@ -47,14 +47,8 @@ SEVERITY_WORDS = {"critical": "SEV1", "high": "SEV2", "major": "SEV2", "medium":
                   "moderate": "SEV3", "minor": "SEV4", "low": "SEV4"}
 
 
-# Plain scalars that YAML 1.1 would turn into booleans, numbers or timestamps stay the text the author
-# wrote: `title: yes` is "yes", not True, `title: 1e3` is not 1000.0, and dates are parsed (and warned
-# about) here rather than by YAML.
-TEXT_TAGS = {f"tag:yaml.org,2002:{name}" for name in ("bool", "int", "float", "timestamp")}
-
-# PyYAML's constructors raise more than YAMLError on hostile input: `!!int` with 5,000 digits and
-# `!!timestamp 2024-13-45` raise ValueError, a few thousand nested brackets RecursionError.
-YAML_ERRORS = (yaml.YAMLError, ValueError, OverflowError, RecursionError)
+# A few thousand nested brackets make PyYAML's recursive composer raise RecursionError.
+YAML_ERRORS = (yaml.YAMLError, RecursionError)
 
 # Short reprs for messages, so that a value built from YAML aliases (a "billion laughs") stays cheap.
 SHORT = reprlib.Repr()
@@ -67,13 +61,14 @@ SCALAR_TYPES = (str, int, float, date)
 
 
 class FrontMatterLoader(yaml.SafeLoader):
-    """YAML's safe loader, but plain scalars other than null stay text."""
+    """YAML's safe loader, except that scalars other than null stay the text the author wrote."""
 
 
-FrontMatterLoader.yaml_implicit_resolvers = {
-    first: [(tag, regexp) for tag, regexp in resolvers if tag not in TEXT_TAGS]
-    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
-}
+# So `title: yes` is "yes", not True, and `title: 1e3` not 1000.0; dates are parsed (and warned about) here.
+# Explicit tags are read as text too: PyYAML's own constructors raise ValueError, IndexError or
+# AttributeError on values such as `!!int` followed by nothing or `!!timestamp 2024-13-45`.
+for _tag in ("bool", "int", "float", "timestamp", "binary"):
+    FrontMatterLoader.add_constructor(f"tag:yaml.org,2002:{_tag}", yaml.SafeLoader.construct_yaml_str)
 
 
 @dataclass
@@ -197,8 +192,6 @@ def _yaml_problem(error: Exception, block: str) -> tuple[int | None, str]:
     if isinstance(error, ReaderError):
         line = block.count("\n", 0, error.position) + 2
         return line, f"front matter is not valid YAML: character {error.character:#06x} is not allowed"
-    if not isinstance(error, yaml.YAMLError):
-        return None, f"front matter holds a value that cannot be read: {SHORT.repr(str(error))}"
     mark = getattr(error, "problem_mark", None)
     problem = getattr(error, "problem", None) or "invalid YAML"
     return (mark.line + 2 if mark is not None else None), f"front matter is not valid YAML: {problem}"

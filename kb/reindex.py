@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import logging
+import os
 
-from sqlmodel import select
+from sqlmodel import select, update
 
 from kb.context import KnowledgeBase
 from kb.index import document_for
@@ -24,18 +25,25 @@ def index_documents(*, session, postmortems: list[Postmortem]) -> list[dict]:
     ]
 
 
-def index_postmortems(kb: KnowledgeBase, postmortem_ids: list[int]) -> bool:
+def index_postmortems(kb: KnowledgeBase, postmortem_ids: list[int], *, procs: int = 1) -> bool:
     """Write these postmortems to the index after their commit; on failure leave them marked."""
+    ids = list(postmortem_ids)
+
+    def documents():
+        with kb.session() as session:
+            for start in range(0, len(ids), BATCH):
+                rows = list(session.exec(select(Postmortem).where(Postmortem.id.in_(ids[start : start + BATCH]))))
+                yield from index_documents(session=session, postmortems=rows)
+
+    try:
+        kb.index.upsert(documents(), procs=procs)
+    except Exception:  # the database commit stands; the marked rows are healed later
+        log.exception("indexing failed; %d postmortems stay marked for reindexing", len(ids))
+        return False
     with kb.session() as session:
-        rows = list(session.exec(select(Postmortem).where(Postmortem.id.in_(postmortem_ids))))
-        try:
-            kb.index.upsert(index_documents(session=session, postmortems=rows))
-        except Exception:  # the database commit stands; the marked rows are healed later
-            log.exception("indexing failed; %d postmortems stay marked for reindexing", len(rows))
-            return False
-        for row in rows:
-            row.needs_reindex = False
-            session.add(row)
+        for start in range(0, len(ids), BATCH):
+            session.exec(update(Postmortem).where(Postmortem.id.in_(ids[start : start + BATCH]))
+                         .values(needs_reindex=False))
         session.commit()
     return True
 
@@ -47,6 +55,11 @@ def heal_index(kb: KnowledgeBase) -> int:
     for start in range(0, len(ids), BATCH):
         index_postmortems(kb, ids[start : start + BATCH])
     return len(ids)
+
+
+def index_processes() -> int:
+    """Return how many processes bulk indexing uses: one per core, at most two (Whoosh gains little beyond)."""
+    return max(1, min(2, os.cpu_count() or 1))
 
 
 def rebuild_index(kb: KnowledgeBase) -> int:
@@ -64,7 +77,7 @@ def rebuild_index(kb: KnowledgeBase) -> int:
                 yield from index_documents(session=session, postmortems=rows)
                 last_id = rows[-1].id
 
-    count = kb.index.rebuild(generate())
+    count = kb.index.rebuild(generate(), procs=index_processes())
     with kb.session() as session:
         for row in session.exec(select(Postmortem).where(Postmortem.needs_reindex == True)):  # noqa: E712
             row.needs_reindex = False

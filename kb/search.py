@@ -9,7 +9,7 @@ from datetime import datetime
 
 from whoosh import qparser, sorting
 from whoosh.highlight import ContextFragmenter, HtmlFormatter
-from whoosh.query import And, DateRange, Every, Or, Query, Term
+from whoosh.query import And, AndMaybe, AndNot, DateRange, DisjunctionMax, Every, Not, Or, Query, Require, Term
 
 from kb.context import KnowledgeBase
 from kb.errors import InvalidQuery
@@ -141,28 +141,26 @@ def search(
     if sort not in SORTS:
         raise InvalidQuery(f"sort must be one of {', '.join(SORTS)}")
     page, per_page = max(1, int(page)), max(1, min(MAX_PER_PAGE, int(per_page)))
-    index = kb.index.index
-    query = build_query(index.schema, q, facets=facets, categories=categories, severities=severities,
-                        services=services, after=after, before=before)
     kwargs: dict = {}
-    if sort == "newest" or (sort == "relevance" and isinstance(query, Every)):
+    if sort == "newest":
         kwargs = {"sortedby": sorting.FieldFacet("day_number", reverse=True)}
     elif sort == "severity":
         kwargs = {"sortedby": sorting.MultiFacet([sorting.FieldFacet("sev_rank"),
                                                   sorting.FieldFacet("day_number", reverse=True)])}
-    ranked = "sortedby" not in kwargs
     with kb.index.searcher() as searcher:
-        results = searcher.search_page(query, page, pagelen=per_page, **kwargs)
-        highlight_with_marks(results.results)
-        # Whoosh answers a page past the end with the last page; people asked for nothing there.
-        past_end = (page - 1) * per_page >= len(results.results)
-        hits = [] if past_end else [hit_from(hit, ranked=ranked) for hit in results]
-        if with_counts:
-            # One pass over the matches gives both the total and the set the sidebar counts come from.
-            matched = set(results.results.docs())
-            counts, total = count_values(searcher, matched), len(matched)
-        else:
-            counts, total = {}, len(results.results)
+        query = build_query(searcher.schema, q, facets=facets, categories=categories, severities=severities,
+                            services=services, after=after, before=before)
+        if sort == "relevance" and isinstance(query, Every):
+            kwargs = {"sortedby": sorting.FieldFacet("day_number", reverse=True)}
+        ranked = "sortedby" not in kwargs
+        results = searcher.search(query, limit=page * per_page, **kwargs)
+        highlight_with_marks(results)
+        # The scoring pass skips what cannot reach the page, so it does not count; the matched set, built
+        # from posting lists, gives the total and the sidebar counts.
+        matched = matching_docs(searcher, query)
+        counts = count_values(kb.index, searcher, matched) if with_counts else {}
+        total = len(matched)
+        hits = [hit_from(hit, ranked=ranked) for hit in results[(page - 1) * per_page : page * per_page]]
         # Any word may match, so a misspelled word hides quietly among hits: always offer the correction.
         suggestion = suggest_query(searcher, q)
         return SearchResults(total=total, hits=hits, page=page, per_page=per_page, counts=counts,
@@ -193,18 +191,50 @@ def highlight_with_marks(results) -> None:
     results.formatter = HtmlFormatter(tagname="mark", between=" … ")
 
 
-def count_values(searcher, matched: set[int]) -> dict[str, dict[str, int]]:
-    """Count the matched documents per value of each filter field, by intersecting posting lists.
+def matching_docs(searcher, query: Query) -> set[int]:
+    """Return the numbers of the documents a query matches, combining each word's posting list as a set.
 
-    The fields hold a handful of values each, so this is a few set intersections rather than a pass
-    that sorts every matched document into groups.
+    Sets are combined in C, far faster than stepping Whoosh's union and intersection matchers one
+    document at a time; queries of other kinds (phrases, prefixes, ranges) ask Whoosh directly.
+    """
+    words: dict[tuple[str, str], set[int]] = {}
+
+    def docs(node: Query) -> set[int]:
+        if isinstance(node, Term):
+            key = (node.fieldname, node.text)
+            if key not in words:
+                words[key] = set(searcher.docs_for_query(node))
+            return words[key]
+        if isinstance(node, Every):
+            return set(searcher.reader().all_doc_ids())
+        if isinstance(node, Not):
+            return docs(Every()) - docs(node.query)
+        if isinstance(node, AndNot):
+            return docs(node.a) - docs(node.b)
+        if isinstance(node, AndMaybe):
+            return docs(node.a)
+        if isinstance(node, And | Require):
+            parts = sorted((docs(child) for child in node.subqueries), key=len)
+            return set(parts[0]).intersection(*parts[1:]) if parts else set()
+        if isinstance(node, Or | DisjunctionMax):
+            return set().union(*(docs(child) for child in node.subqueries))
+        return set(searcher.docs_for_query(node))
+
+    return docs(query)
+
+
+def count_values(index, searcher, matched: set[int]) -> dict[str, dict[str, int]]:
+    """Count the matched documents per value of each filter field, by intersecting sets of document numbers.
+
+    The fields hold a handful of values each, and each value's documents are remembered until the index
+    changes, so this is a few set intersections rather than a pass over every matched document.
     """
     counts = {}
     for name in COUNTED_FIELDS:
         found = {}
         for value in searcher.lexicon(name):
             label = value.decode() if isinstance(value, bytes) else value
-            n = len(matched.intersection(searcher.docs_for_query(Term(name, label))))
+            n = len(matched.intersection(index.value_docs(searcher, name, label)))
             if n:
                 found[label] = n
         counts[name] = dict(sorted(found.items(), key=lambda kv: (-kv[1], kv[0])))

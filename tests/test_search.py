@@ -198,3 +198,30 @@ def test_similar_returns_other_postmortems(kb):
     assert related[0] == "search-drift"
     with pytest.raises(NotFound):
         similar(kb, "no-such-postmortem")
+
+
+@pytest.mark.parametrize("q", [
+    "drift", "drift threshold", "drift AND forecast", "drift OR cache", "drift NOT spanish", "NOT drift",
+    '"drift alerts"', "drif*", "(drift OR typo) AND NOT facet:people", "drift ANDMAYBE spanish",
+    "drift facet:structure", "after:2024-01-01 drift", "title:forecast OR body:latency", "nosuchword",
+])
+def test_the_matched_set_is_exactly_what_whoosh_matches(kb, q):
+    from kb.search import build_query, matching_docs
+
+    with kb.index.searcher() as searcher:
+        query = build_query(searcher.schema, q)
+        assert matching_docs(searcher, query) == set(searcher.docs_for_query(query))
+
+
+def test_rebuilding_in_two_processes_gives_the_same_answers(kb):
+    before = {q: search(kb, q, with_counts=True).as_dict() for q in ("drift", "cache OR typo", "")}
+    from sqlmodel import select
+
+    from kb.models import Postmortem
+    from kb.reindex import index_documents
+
+    with kb.session() as session:
+        documents = index_documents(session=session, postmortems=list(session.exec(select(Postmortem))))
+    assert kb.index.rebuild(iter(documents), procs=2) == len(DOCS)
+    after = {q: search(kb, q, with_counts=True).as_dict() for q in before}
+    assert after == before
