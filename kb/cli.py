@@ -23,8 +23,8 @@ from kb.evaluate import (
     report_as_dict,
     rules_predictor,
 )
-from kb.export import FORMATS, JSONL_NAME, export_all
-from kb.ingest import discover_files, import_files, tagger_input
+from kb.export import FORMATS, export_all
+from kb.ingest import JSONL_BACKUP, discover_files, expand_sources, import_files, tagger_input
 from kb.models import Postmortem
 from kb.parse import parse_file
 from kb.reindex import rebuild_index
@@ -83,9 +83,11 @@ def cli(ctx: click.Context) -> None:
 @click.option("--strict", is_flag=True, help="Fail files with warnings (bad front matter values, unknown labels).")
 @pass_kb
 def import_command(ctx: KBContext, paths: tuple[str, ...], dry_run: bool, strict: bool) -> None:
-    """Import markdown postmortems from files and folders (recursively, *.md)."""
+    """Import markdown postmortems from files and folders (recursively, *.md), or a `kb export` backup."""
     kb = ctx.kb
     files, problems = discover_files(paths)
+    files, unreadable = expand_sources(files)
+    problems += unreadable
     with click.progressbar(length=len(files), label="Importing", file=sys.stderr,
                            show_pos=True, item_show_func=lambda r: r.path if r else None) as bar:
         report = import_files(kb, files, problems=problems, dry_run=dry_run, strict=strict,
@@ -362,7 +364,7 @@ def export_command(ctx: KBContext, folder: str, fmt: str) -> None:
         count = export_all(ctx.kb, folder, format=fmt)
     except (KBError, OSError) as error:
         raise click.ClickException(str(error)) from None
-    where = f"{folder}/{JSONL_NAME}" if fmt == "jsonl" else folder
+    where = f"{folder}/{JSONL_BACKUP}" if fmt == "jsonl" else folder
     click.echo(f"exported {count} postmortems to {where}")
 
 

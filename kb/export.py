@@ -11,12 +11,12 @@ from sqlmodel import Session, select
 
 from kb.context import KnowledgeBase
 from kb.errors import KBError
+from kb.ingest import JSONL_BACKUP
 from kb.models import Postmortem, PostmortemLabel
 from kb.parse import parse_text
 from kb.storage import postmortem_record, tags_for
 
 FORMATS = ("markdown", "jsonl")
-JSONL_NAME = "postmortems.jsonl"
 BATCH = 500
 
 
@@ -102,7 +102,7 @@ def export_all(kb: KnowledgeBase, folder: str | Path, *, format: str) -> int:
     count = 0
     with kb.session() as session:
         if format == "jsonl":
-            with (folder / JSONL_NAME).open("w", encoding="utf-8") as out:
+            with (folder / JSONL_BACKUP).open("w", encoding="utf-8") as out:
                 for row, tags in iter_postmortems(session):
                     record = postmortem_record(row, tags)
                     record["decisions"] = human_decisions(tags)

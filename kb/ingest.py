@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 from collections import Counter
 from collections.abc import Callable, Iterable
@@ -15,11 +16,12 @@ from sqlmodel import Session, select
 from kb.context import KnowledgeBase
 from kb.errors import Conflict, KBError, ParseError
 from kb.models import Postmortem, PostmortemLabel, PostmortemService, seconds_between, utcnow
-from kb.parse import ParsedPostmortem, parse_bytes, parse_file, slugify
+from kb.parse import UNSTORABLE_RE, Decision, ParsedPostmortem, parse_bytes, parse_file, slugify
 from kb.reindex import index_postmortems, index_processes
 
 FRONT_MATTER_DECIDER = "front matter"
 OUTCOMES = ("imported", "updated", "unchanged", "failed")
+JSONL_BACKUP = "postmortems.jsonl"  # what `kb export --format jsonl` writes; other *.jsonl only when named
 INDEX_CHUNK = 2000  # postmortems written to the search index in one commit during a bulk import
 MANY = 500  # fewer than this are indexed in one process: starting more costs more than it saves
 
@@ -71,7 +73,7 @@ def discover_files(paths: Iterable[str | Path]) -> tuple[list[Path], list[FileRe
             for folder, dirs, names in os.walk(path, onerror=on_error):
                 dirs.sort()
                 for name in sorted(names):
-                    if name.lower().endswith(".md"):
+                    if name.lower().endswith(".md") or name == JSONL_BACKUP:
                         add(Path(folder) / name)
         elif path.exists() or path.is_symlink():
             add(path)
@@ -100,26 +102,32 @@ def unknown_label_warnings(human_labels: dict[str, list[str]], labels: dict[str,
 
 def merge_tags(
     *, session: Session, postmortem: Postmortem, human_labels: dict[str, list[str]], suggestions: list,
-    labels: dict[str, str],
+    labels: dict[str, str], decisions: list[Decision] = (),
 ) -> list[str]:
-    """Write the machine's suggestions and the file's human labels without undoing human decisions."""
+    """Write the machine's suggestions and the file's human labels without undoing human decisions.
+
+    decisions (from a backup) say who decided what and when; other front matter labels count as
+    confirmed by the file.
+    """
     existing = {tag.label_id: tag for tag in session.exec(
         select(PostmortemLabel).where(PostmortemLabel.postmortem_id == postmortem.id)
     )}
     now = utcnow()
-    for kind_key, kind in (("facets", "facet"), ("categories", "category")):
-        for label_id in human_labels.get(kind_key, []):
-            if labels.get(label_id) != kind:
-                continue
-            tag = existing.get(label_id)
-            if tag is None:
-                tag = PostmortemLabel(postmortem_id=postmortem.id, label_id=label_id)
-                existing[label_id] = tag
-            elif tag.source == "human":
-                continue  # a person already decided; the file does not overrule them
-            tag.source, tag.status = "human", "confirmed"
-            tag.decided_by, tag.decided_at = FRONT_MATTER_DECIDER, now
-            session.add(tag)
+    decided = {d.label: d for d in decisions if d.label in labels}
+    from_file = [Decision(label_id, "confirmed", FRONT_MATTER_DECIDER, now)
+                 for kind_key, kind in (("facets", "facet"), ("categories", "category"))
+                 for label_id in human_labels.get(kind_key, [])
+                 if labels.get(label_id) == kind and label_id not in decided]
+    for decision in [*decided.values(), *from_file]:
+        tag = existing.get(decision.label)
+        if tag is None:
+            tag = PostmortemLabel(postmortem_id=postmortem.id, label_id=decision.label)
+            existing[decision.label] = tag
+        elif tag.source == "human":
+            continue  # a person already decided; the file does not overrule them
+        tag.source, tag.status = "human", decision.status
+        tag.decided_by, tag.decided_at = decision.by or FRONT_MATTER_DECIDER, decision.at or now
+        session.add(tag)
     suggested = {suggestion.label: suggestion for suggestion in suggestions}
     for label_id, tag in existing.items():
         if tag.source == "auto" and label_id not in suggested:
@@ -134,7 +142,9 @@ def merge_tags(
         tag.score, tag.evidence, tag.method = suggestion.score, suggestion.evidence, suggestion.method
         tag.cues = suggestion.cues
         session.add(tag)
-    return unknown_label_warnings(human_labels, labels)
+    unknown = [f"front matter decisions: unknown label {d.label!r}; ignored"
+               for d in decisions if d.label not in labels]
+    return unknown_label_warnings(human_labels, labels) + unknown
 
 
 def set_services(*, session: Session, postmortem: Postmortem) -> None:
@@ -182,6 +192,7 @@ def store_parsed(
     session.flush()  # gives a new row its id for the tags
     set_services(session=session, postmortem=row)
     warnings = merge_tags(session=session, postmortem=row, human_labels=parsed.human_labels,
+                          decisions=parsed.decisions,
                           suggestions=suggestions, labels=labels)
     return outcome, row, warnings
 
@@ -222,7 +233,8 @@ def import_files(
     files of the same run see each other (a slug clash between two of them is reported) and nothing is
     kept. With strict, a file with any warning fails and nothing of it is stored.
     """
-    report = ImportReport(results=list(problems))
+    files, unreadable = expand_sources(files)
+    report = ImportReport(results=[*problems, *unreadable])
     dry_session = kb.session() if dry_run else None
     unindexed: list[int] = []
     try:
@@ -253,43 +265,98 @@ def stored_hashes(session: Session, source_paths: list[str]) -> dict[str, tuple[
     return {path: (content_hash, slug) for path, content_hash, slug in rows}
 
 
-def read_batch(
-    kb: KnowledgeBase, files: list[Path], *, session: Session, strict: bool
-) -> tuple[dict[Path, FileResult], list[tuple[Path, ParsedPostmortem]]]:
-    """Parse the files that changed since their last import; report the unchanged and the failed ones."""
-    results: dict[Path, FileResult] = {}
-    parsed_files: list[tuple[Path, ParsedPostmortem]] = []
-    sources = {path: str(resolve_path(path)) for path in files}
-    known = stored_hashes(session, list(sources.values()))
-    for path in files:
-        try:
-            stored = known.get(sources[path])
-            if stored and path.is_file() and path.stat().st_size <= kb.config.max_upload_bytes:
-                # The bytes decide: a file whose hash is stored is neither parsed nor tagged again.
-                raw = path.read_bytes()
-                if hashlib.sha256(raw).hexdigest() == stored[0]:
-                    results[path] = FileResult(str(path), "unchanged", stored[1])
-                    continue
-                parsed = parse_bytes(raw, path=str(path), max_bytes=kb.config.max_upload_bytes)
-            else:
-                parsed = parse_file(path, max_bytes=kb.config.max_upload_bytes)
-        except OSError:  # vanished or unreadable since it was found: parse_file words the reason
-            try:
-                parsed = parse_file(path, max_bytes=kb.config.max_upload_bytes)
-            except ParseError as error:
-                results[path] = FileResult(str(path), "failed", reason=_reason(error))
-                continue
-        except ParseError as error:
-            results[path] = FileResult(str(path), "failed", reason=_reason(error))
+@dataclass(frozen=True)
+class JsonlEntry:
+    """One postmortem of a JSON-lines backup written by `kb export --format jsonl`."""
+
+    path: Path
+    line: int
+    markdown: str
+    slug: str
+
+    def __str__(self) -> str:
+        return f"{self.path}:{self.line}"
+
+
+def expand_sources(files: Iterable[Path | JsonlEntry]) -> tuple[list[Path | JsonlEntry], list[FileResult]]:
+    """Return the files with each JSON-lines backup replaced by its entries, and a failure per bad line."""
+    items: list[Path | JsonlEntry] = []
+    problems: list[FileResult] = []
+    for item in files:
+        if isinstance(item, JsonlEntry) or item.suffix.lower() != ".jsonl":
+            items.append(item)
             continue
-        parsed.source_path = sources[path]
+        try:
+            with item.open(encoding="utf-8") as lines:
+                for number, line in enumerate(lines, start=1):
+                    if not line.strip():
+                        continue
+                    try:
+                        record = json.loads(line)
+                    except ValueError as error:
+                        reason = f"line {number}: not JSON ({error})"
+                        problems.append(FileResult(f"{item}:{number}", "failed", reason=reason))
+                        continue
+                    if not isinstance(record, dict) or not isinstance(record.get("markdown"), str):
+                        reason = f'line {number}: needs a "markdown" field, as `kb export --format jsonl` writes'
+                        problems.append(FileResult(f"{item}:{number}", "failed", reason=reason))
+                        continue
+                    items.append(JsonlEntry(item, number, record["markdown"], str(record.get("slug") or number)))
+        except (OSError, UnicodeDecodeError) as error:
+            problems.append(FileResult(str(item), "failed", reason=f"cannot read: {error}"))
+    return items, problems
+
+
+def _source_path(item: Path | JsonlEntry) -> str:
+    if isinstance(item, JsonlEntry):
+        return f"{resolve_path(item.path)}#{item.slug}"
+    return str(resolve_path(item))
+
+
+def _read(kb: KnowledgeBase, item: Path | JsonlEntry, stored: tuple[str, str] | None) -> ParsedPostmortem | str:
+    """Return the parsed item, or the stored slug when its bytes are the ones stored (neither parsed nor tagged)."""
+    limit = kb.config.max_upload_bytes
+    if isinstance(item, JsonlEntry):
+        raw = item.markdown.encode("utf-8")
+    elif stored and item.is_file() and item.stat().st_size <= limit:
+        raw = item.read_bytes()
+    else:
+        return parse_file(item, max_bytes=limit)
+    if stored and hashlib.sha256(raw).hexdigest() == stored[0]:
+        return stored[1]
+    return parse_bytes(raw, path=str(item), max_bytes=limit)
+
+
+def read_batch(
+    kb: KnowledgeBase, files: list[Path | JsonlEntry], *, session: Session, strict: bool
+) -> tuple[dict[Path | JsonlEntry, FileResult], list[tuple[Path | JsonlEntry, ParsedPostmortem]]]:
+    """Parse the files that changed since their last import; report the unchanged and the failed ones."""
+    results: dict[Path | JsonlEntry, FileResult] = {}
+    parsed_files: list[tuple[Path | JsonlEntry, ParsedPostmortem]] = []
+    sources = {item: _source_path(item) for item in files}
+    # A file name that is not UTF-8 cannot be a query parameter; parse_file fails that file with the reason.
+    known = stored_hashes(session, [source for source in sources.values() if not UNSTORABLE_RE.search(source)])
+    for item in files:
+        try:
+            try:
+                # With strict, unchanged files are parsed too, so that their warnings still fail them.
+                parsed = _read(kb, item, None if strict else known.get(sources[item]))
+            except OSError:  # vanished or unreadable since it was found: parse_file words the reason
+                parsed = parse_file(item, max_bytes=kb.config.max_upload_bytes)
+        except ParseError as error:
+            results[item] = FileResult(str(item), "failed", reason=_reason(error))
+            continue
+        if isinstance(parsed, str):
+            results[item] = FileResult(str(item), "unchanged", parsed)
+            continue
+        parsed.source_path = sources[item]
         # Strict failures are decided before anything is written, so a dry run's shared session stays clean.
         warnings = parsed.warnings + unknown_label_warnings(parsed.human_labels, kb.labels)
         if strict and warnings:
             reason = "strict: " + "; ".join(warnings)
-            results[path] = FileResult(str(path), "failed", parsed.slug, reason=reason, warnings=warnings)
+            results[item] = FileResult(str(item), "failed", parsed.slug, reason=reason, warnings=warnings)
         else:
-            parsed_files.append((path, parsed))
+            parsed_files.append((item, parsed))
     return results, parsed_files
 
 

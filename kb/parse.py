@@ -79,6 +79,33 @@ class Section:
 
 
 @dataclass
+class Decision:
+    label: str
+    status: str  # "confirmed" or "rejected"
+    by: str
+    at: datetime | None
+
+
+def parse_decisions(value: Any, warnings: list[str]) -> list[Decision]:
+    """Return the decisions of a front matter 'decisions:' list, warning about entries that are not one."""
+    if value in (None, ""):
+        return []
+    if not isinstance(value, list):
+        warnings.append("front matter 'decisions' should be a list; ignored")
+        return []
+    decisions = []
+    for number, entry in enumerate(value, start=1):
+        if not isinstance(entry, dict) or not isinstance(entry.get("label"), str) \
+                or entry.get("status") not in ("confirmed", "rejected"):
+            warnings.append(f"front matter 'decisions' entry {number} needs a label and a status "
+                            "(confirmed or rejected); ignored")
+            continue
+        at = parse_datetime(entry.get("at")) if entry.get("at") not in (None, "") else None
+        decisions.append(Decision(slugify(entry["label"], 64), entry["status"], str(entry.get("by") or "")[:100], at))
+    return decisions
+
+
+@dataclass
 class ParsedPostmortem:
     slug: str
     title: str
@@ -95,6 +122,8 @@ class ParsedPostmortem:
     detected_at: datetime | None = None
     resolved_at: datetime | None = None
     human_labels: dict[str, list[str]] = field(default_factory=lambda: {"facets": [], "categories": []})
+    # People's decisions carried by a backup (`kb export`): label, status, who and when.
+    decisions: list[Decision] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
 
     @property
@@ -399,6 +428,7 @@ def parse_text(text: str, *, path: str = "<input>", content_hash: str | None = N
             "facets": [slugify(x, 64) for x in _as_list(meta.get("facets"), "facets", warnings)],
             "categories": [slugify(x, 64) for x in _as_list(meta.get("categories"), "categories", warnings)],
         },
+        decisions=parse_decisions(meta.get("decisions"), warnings),
         warnings=warnings,
     )
 

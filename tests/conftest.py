@@ -54,22 +54,34 @@ def postgres_admin_url():
 
 
 @pytest.fixture
-def database_url(request, database) -> str:
-    """Return an empty database's URL: '' (SQLite in the data folder) or a new PostgreSQL database."""
+def new_database_url(request, database):
+    """Return a function that makes an empty database and returns its URL ('' is SQLite in the data folder)."""
     if database == "sqlite":
-        yield ""
+        yield lambda: ""
         return
     import psycopg
     from sqlalchemy.engine import make_url
 
     admin = make_url(request.getfixturevalue("postgres_admin_url"))
-    name = f"kb_test_{uuid.uuid4().hex[:12]}"
     plain = admin.set(drivername="postgresql").render_as_string(hide_password=False)
+    made = []
+
+    def make() -> str:
+        made.append(f"kb_test_{uuid.uuid4().hex[:12]}")
+        with psycopg.connect(plain, autocommit=True) as connection:
+            connection.execute(f'CREATE DATABASE "{made[-1]}"')
+        return admin.set(database=made[-1]).render_as_string(hide_password=False)
+
+    yield make
     with psycopg.connect(plain, autocommit=True) as connection:
-        connection.execute(f'CREATE DATABASE "{name}"')
-    yield admin.set(database=name).render_as_string(hide_password=False)
-    with psycopg.connect(plain, autocommit=True) as connection:
-        connection.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+        for name in made:
+            connection.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+def database_url(new_database_url) -> str:
+    """Return an empty database's URL: '' (SQLite in the data folder) or a new PostgreSQL database."""
+    return new_database_url()
 
 
 @pytest.fixture
