@@ -286,6 +286,9 @@ def expand_sources(files: Iterable[Path | JsonlEntry]) -> tuple[list[Path | Json
         if isinstance(item, JsonlEntry) or item.suffix.lower() != ".jsonl":
             items.append(item)
             continue
+        if not item.is_file():  # a pipe or device would block the import for ever once opened
+            problems.append(FileResult(str(item), "failed", reason="cannot read: not a regular file"))
+            continue
         try:
             with item.open(encoding="utf-8") as lines:
                 for number, line in enumerate(lines, start=1):
@@ -299,6 +302,10 @@ def expand_sources(files: Iterable[Path | JsonlEntry]) -> tuple[list[Path | Json
                         continue
                     if not isinstance(record, dict) or not isinstance(record.get("markdown"), str):
                         reason = f'line {number}: needs a "markdown" field, as `kb export --format jsonl` writes'
+                        problems.append(FileResult(f"{item}:{number}", "failed", reason=reason))
+                        continue
+                    if UNSTORABLE_RE.search(record["markdown"]):  # JSON may escape what UTF-8 cannot hold
+                        reason = f'line {number}: "markdown" holds a NUL character or a lone surrogate'
                         problems.append(FileResult(f"{item}:{number}", "failed", reason=reason))
                         continue
                     items.append(JsonlEntry(item, number, record["markdown"], str(record.get("slug") or number)))
@@ -324,7 +331,10 @@ def _read(kb: KnowledgeBase, item: Path | JsonlEntry, stored: tuple[str, str] | 
         return parse_file(item, max_bytes=limit)
     if stored and hashlib.sha256(raw).hexdigest() == stored[0]:
         return stored[1]
-    return parse_bytes(raw, path=str(item), max_bytes=limit)
+    parsed = parse_bytes(raw, path=str(item), max_bytes=limit)
+    if isinstance(item, JsonlEntry):
+        parsed.slug = slugify(item.slug)  # the backup's own slug, even when its markdown does not repeat it
+    return parsed
 
 
 def read_batch(

@@ -18,8 +18,8 @@ from yaml.reader import ReaderError
 from kb.errors import ParseError
 
 DATE_RE = re.compile(r"(?<!\d)(\d{4})-(\d{2})-(\d{2})(?!\d)")
-# Written so that no two neighbouring parts can match the same characters: a long line of spaces or
-# hashes would otherwise make the regex engine backtrack for minutes (the names keep their old meaning).
+# Written so that a long run of spaces or hashes has one way to match: the former `(.+?)\s*#*\s*$` tail
+# backtracked for minutes on one line of a few thousand spaces.
 DATE_LINE_RE = re.compile(r"^\s*(?:[*_]+\s*)?date\s*(?:[*_]+\s*)?:\s*(?:[*_]+\s*)?(\S.*)$", re.IGNORECASE)
 HEADING_RE = re.compile(r"^(#{1,6})\s+(\S.*)$")
 
@@ -56,8 +56,6 @@ SHORT.maxstring, SHORT.maxother, SHORT.maxlist, SHORT.maxdict, SHORT.maxlevel = 
 
 # NUL cannot be stored in PostgreSQL text, and lone surrogates cannot be encoded at all.
 UNSTORABLE_RE = re.compile("[\x00\ud800-\udfff]")
-
-SCALAR_TYPES = (str, int, float, date)
 
 
 class FrontMatterLoader(yaml.SafeLoader):
@@ -101,7 +99,8 @@ def parse_decisions(value: Any, warnings: list[str]) -> list[Decision]:
                             "(confirmed or rejected); ignored")
             continue
         at = parse_datetime(entry.get("at")) if entry.get("at") not in (None, "") else None
-        decisions.append(Decision(slugify(entry["label"], 64), entry["status"], str(entry.get("by") or "")[:100], at))
+        by = _as_text(entry.get("by"), "decisions: by", warnings)[:100]
+        decisions.append(Decision(slugify(entry["label"], 64), entry["status"], by, at))
     return decisions
 
 
@@ -235,7 +234,7 @@ def _as_list(value: Any, key: str, warnings: list[str]) -> list[str]:
         warnings.append(f"front matter '{key}' should be a list; ignored")
         return []
     items = [item for item in value if item is not None]
-    scalars = [str(item).strip() for item in items if isinstance(item, SCALAR_TYPES)]
+    scalars = [item.strip() for item in items if isinstance(item, str)]
     if len(scalars) < len(items):
         warnings.append(f"front matter '{key}' should be a list of text; nested lists and mappings ignored")
     return [item for item in scalars if item]
@@ -244,10 +243,10 @@ def _as_list(value: Any, key: str, warnings: list[str]) -> list[str]:
 def _as_text(value: Any, key: str, warnings: list[str]) -> str:
     if value is None:
         return ""
-    if not isinstance(value, SCALAR_TYPES):
+    if not isinstance(value, str):
         warnings.append(f"front matter '{key}' should be text; ignored")
         return ""
-    return str(value).strip()
+    return value.strip()
 
 
 def parse_date(value: Any) -> date | None:

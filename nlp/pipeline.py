@@ -11,11 +11,15 @@ from spacy.pipeline import Sentencizer
 # A blank line ends a sentence too, so headings, list items and sections never run together.
 SENTENCE_ENDS = [*Sentencizer.default_punct_chars, "\n\n", "\n\n\n", "\n\n\n\n"]
 SECTION_SEPARATOR = "\n\n"
+MAX_TEXT_CHARS = 10_000_000
 
 
 def build_pipeline() -> Language:
     """Return spacy.blank('en') with a sentencizer and a lookup lemmatizer from spacy-lookups-data."""
     nlp = spacy.blank("en")
+    # No parser or entity recogniser runs, so long texts cost time, not memory: accept anything under the
+    # upload limit (spaCy's default stops at a million characters).
+    nlp.max_length = MAX_TEXT_CHARS
     nlp.add_pipe("sentencizer", config={"punct_chars": SENTENCE_ENDS})
     nlp.add_pipe("lemmatizer", config={"mode": "lookup"})
     nlp.initialize()
@@ -23,7 +27,8 @@ def build_pipeline() -> Language:
 
 
 BLOCK_START = re.compile(r"\n(?=[ \t]*(?:[-*+]\s|\d+[.)]\s|\|))")
-TABLE_RULE = re.compile(r"^[ \t]*\|?[ \t:]*-{3,}[-|: \t]*$", re.MULTILINE)
+# Possessive quantifiers keep this linear on a long run of spaces or dashes.
+TABLE_RULE = re.compile(r"^[ \t]*+\|?[ \t:]*+-{3}[-|: \t]*+$", re.MULTILINE)
 
 
 def separate_blocks(text: str) -> str:

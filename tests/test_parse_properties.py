@@ -13,7 +13,7 @@ FAST = settings(max_examples=250, deadline=None, derandomize=True, database=None
 # Pieces of YAML front matter, right and wrong: keys the parser reads, YAML syntax and its tags.
 YAML_PIECES = st.sampled_from([
     "title", "date", "severity", "services", "authors", "facets", "categories", "summary", "slug", "started",
-    "detected", "resolved", ":", ": ", "- ", "  ", "\t", "[", "]", "{", "}", ",", "'", '"', "&a ", "*a", "<<: ",
+    "detected", "resolved", "decisions", "label", "status", "confirmed", "by", "at", ":", ": ", "- ", "  ", "\t", "[", "]", "{", "}", ",", "'", '"', "&a ", "*a", "<<: ",
     "? ", "|", ">", "#", "!!int ", "!!float ", "!!timestamp ", "!!binary ", "!!set ", "!!str ", "!!python/name:x ",
     "2024-02-30", "2024-01-02T10:00:00Z", "yes", "12", "1e3", "null", "~", ".nan", "-1", "“smart”", "é", "\x07",
     "\ufeff", "\u2028", "\x85", "…",

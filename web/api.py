@@ -38,9 +38,13 @@ def markdown_from_request() -> tuple[bytes, str]:
     """Return the markdown and file name of a request: JSON {"markdown", "filename"} or a raw body."""
     if request.is_json:
         payload = request.get_json(silent=True)
-        if not isinstance(payload, dict) or not isinstance(payload.get("markdown"), str):
+        if not isinstance(payload, dict) or not isinstance(payload.get("markdown"), str) \
+                or not isinstance(payload.get("filename") or "", str):
             raise InvalidQuery('send JSON {"markdown": "<postmortem text>", "filename": "optional.md"}')
-        return payload["markdown"].encode("utf-8"), str(payload.get("filename") or "")
+        try:
+            return payload["markdown"].encode("utf-8"), payload.get("filename") or ""
+        except UnicodeEncodeError:
+            raise InvalidQuery('"markdown" holds a lone surrogate (\\ud800-\\udfff), which is not text') from None
     return request.get_data(), request.args.get("filename", "")
 
 
