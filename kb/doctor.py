@@ -9,6 +9,7 @@ from sqlmodel import select
 from kb.context import KnowledgeBase
 from kb.models import Postmortem
 from kb.reindex import BATCH, index_documents, index_postmortems
+from kb.storage import postmortem_batches
 
 SHOWN_SLUGS = 10  # per line of the text report; the JSON report lists them all
 
@@ -56,11 +57,7 @@ def diagnose(*, kb: KnowledgeBase) -> Diagnosis:
     stored_slugs, missing, marked, stale = set(), [], [], []
     with kb.session() as session, kb.index.searcher() as searcher:
         stored_fields = set(searcher.schema.stored_names())
-        last_id = 0
-        while rows := list(session.exec(
-            select(Postmortem).where(Postmortem.id > last_id).order_by(Postmortem.id).limit(BATCH)
-        )):
-            last_id = rows[-1].id
+        for rows in postmortem_batches(session, BATCH):
             for row, document in zip(rows, index_documents(session=session, postmortems=rows), strict=True):
                 stored_slugs.add(row.slug)
                 if row.needs_reindex:

@@ -7,17 +7,16 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import yaml
-from sqlmodel import Session, select
+from sqlmodel import Session
 
 from kb.context import KnowledgeBase
 from kb.errors import KBError
 from kb.ingest import JSONL_BACKUP
 from kb.models import Postmortem, PostmortemLabel
 from kb.parse import parse_text
-from kb.storage import postmortem_record, tags_for
+from kb.storage import postmortem_batches, postmortem_record, tags_for
 
 FORMATS = ("markdown", "jsonl")
-BATCH = 500
 
 
 def _human(tags: list[tuple[PostmortemLabel, str]]) -> list[tuple[PostmortemLabel, str]]:
@@ -80,17 +79,10 @@ def postmortem_markdown(
 
 def iter_postmortems(session: Session) -> Iterator[tuple[Postmortem, list[tuple[PostmortemLabel, str]]]]:
     """Yield every postmortem with its tags, in id order, a batch at a time."""
-    last_id = 0
-    while True:
-        rows = list(session.exec(
-            select(Postmortem).where(Postmortem.id > last_id).order_by(Postmortem.id).limit(BATCH)
-        ))
-        if not rows:
-            return
+    for rows in postmortem_batches(session):
         tags = tags_for(session=session, postmortem_ids=[row.id for row in rows])
         for row in rows:
             yield row, tags[row.id]
-        last_id = rows[-1].id
 
 
 def export_all(kb: KnowledgeBase, folder: str | Path, *, format: str) -> int:

@@ -110,6 +110,19 @@ class SharedFileIndex(FileIndex):
         return retry_vanished_toc(super()._read_toc)
 
 
+def _fill(writer, documents: Iterable[dict], write: Callable[..., None]) -> int:
+    """Write each document with write(**document); cancel the writer, releasing its lock, if anything fails."""
+    count = 0
+    try:
+        for document in documents:
+            write(**document)
+            count += 1
+    except BaseException:
+        writer.cancel()
+        raise
+    return count
+
+
 def schema_signature(schema: Schema) -> list[tuple]:
     """Return what tells two schemas apart: field names, types and options (analyzers compare by identity)."""
     return [(name, type(field).__name__, field.stored, field.scorable, getattr(field, "field_boost", 1.0),
@@ -195,15 +208,8 @@ class SearchIndex:
 
     def upsert(self, documents: Iterable[dict], *, procs: int = 1) -> int:
         """Add or replace documents by slug in one commit; return how many were written."""
-        count = 0
         writer = self._writer(procs)
-        try:
-            for document in documents:
-                writer.update_document(**document)
-                count += 1
-        except BaseException:
-            writer.cancel()
-            raise
+        count = _fill(writer, documents, writer.update_document)
         writer.commit()
         return count
 
@@ -238,14 +244,7 @@ class SearchIndex:
             writer = self._writer()
         # CLEAR keeps none of the old segments, so the current schema can replace the stored one.
         writer.schema = make_schema()
-        count = 0
-        try:
-            for document in documents:
-                writer.add_document(**document)
-                count += 1
-        except BaseException:
-            writer.cancel()
-            raise
+        count = _fill(writer, documents, writer.add_document)
         writer.commit(mergetype=CLEAR)
         return count
 

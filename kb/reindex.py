@@ -10,7 +10,7 @@ from sqlmodel import select, update
 from kb.context import KnowledgeBase
 from kb.index import document_for
 from kb.models import Postmortem
-from kb.storage import active_labels, tags_for
+from kb.storage import active_labels, postmortem_batches, tags_for
 
 log = logging.getLogger(__name__)
 BATCH = 500
@@ -67,20 +67,11 @@ def rebuild_index(kb: KnowledgeBase) -> int:
 
     def generate():
         with kb.session() as session:
-            last_id = 0
-            while True:
-                rows = list(session.exec(
-                    select(Postmortem).where(Postmortem.id > last_id).order_by(Postmortem.id).limit(BATCH)
-                ))
-                if not rows:
-                    return
+            for rows in postmortem_batches(session, BATCH):
                 yield from index_documents(session=session, postmortems=rows)
-                last_id = rows[-1].id
 
     count = kb.index.rebuild(generate(), procs=index_processes())
     with kb.session() as session:
-        for row in session.exec(select(Postmortem).where(Postmortem.needs_reindex == True)):  # noqa: E712
-            row.needs_reindex = False
-            session.add(row)
+        session.exec(update(Postmortem).where(Postmortem.needs_reindex == True).values(needs_reindex=False))  # noqa: E712
         session.commit()
     return count

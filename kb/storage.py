@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from sqlalchemy import event, func
@@ -45,6 +45,16 @@ def sync_labels(*, session: Session, labels: Iterable[tuple[str, str, str]]) -> 
         elif (row.kind, row.description) != (kind, description):
             row.kind, row.description = kind, description
             session.add(row)
+
+
+def postmortem_batches(session: Session, size: int = 500) -> Iterator[list[Postmortem]]:
+    """Yield every postmortem in id order, size rows at a time, so large knowledge bases stream."""
+    last_id = 0
+    while rows := list(session.exec(
+        select(Postmortem).where(Postmortem.id > last_id).order_by(Postmortem.id).limit(size)
+    )):
+        yield rows
+        last_id = rows[-1].id
 
 
 def get_postmortem(*, session: Session, slug: str) -> Postmortem:
