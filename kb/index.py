@@ -13,13 +13,14 @@ from pathlib import Path
 from typing import TypeVar
 
 from whoosh.analysis import StemmingAnalyzer
-from whoosh.fields import DATETIME, ID, KEYWORD, NUMERIC, TEXT, Schema
+from whoosh.fields import DATETIME, ID, KEYWORD, NUMERIC, Schema
 from whoosh.filedb.filestore import FileStorage
 from whoosh.index import FileIndex, LockError
 from whoosh.query import Term
 from whoosh.writing import CLEAR
 
 from kb.models import Postmortem
+from kb.postings import PostmortemText, keep_lengths_in_memory
 
 WRITER_TIMEOUT_S = 60.0  # Whoosh allows one writer: wait this long for the lock before failing.
 # Segments as plain files: a compound segment is copied into memory whole every time a searcher opens it.
@@ -37,10 +38,10 @@ def make_schema() -> Schema:
     return Schema(
         slug=ID(stored=True, unique=True),
         # spelling=True keeps the unstemmed words too, the vocabulary behind "did you mean".
-        title=TEXT(analyzer=text, stored=True, field_boost=3.0, spelling=True),
-        summary=TEXT(analyzer=text, stored=True, field_boost=1.5, spelling=True),
-        root_cause=TEXT(analyzer=text, stored=True, field_boost=2.0, spelling=True),
-        body=TEXT(analyzer=text, stored=True),
+        title=PostmortemText(analyzer=text, stored=True, field_boost=3.0, spelling=True),
+        summary=PostmortemText(analyzer=text, stored=True, field_boost=1.5, spelling=True),
+        root_cause=PostmortemText(analyzer=text, stored=True, field_boost=2.0, spelling=True),
+        body=PostmortemText(analyzer=text, stored=True),
         facet=KEYWORD(commas=True, lowercase=True, stored=True, scorable=False),
         category=KEYWORD(commas=True, lowercase=True, stored=True, scorable=False),
         service=KEYWORD(commas=True, lowercase=True, stored=True, scorable=False),
@@ -138,6 +139,7 @@ class SearchIndex:
     """
 
     def __init__(self, path: str | Path):
+        keep_lengths_in_memory()
         self.path = Path(path)
         self._index = None
         self._searcher = None

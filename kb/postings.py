@@ -1,0 +1,159 @@
+"""Faster indexing through Whoosh: the postings its stemming analyzer would give, computed in fewer steps.
+
+Whoosh runs every word through a chain of generators (tokenizer, lower case, stop words, stemmer), and at
+commit reads each document's field length back from disk once per posting. Both are pure Python costs paid
+per word; for 400-word postmortems they were most of the index build time. Nothing here changes what is
+written: `tests/test_postings.py` compares the output with Whoosh's own, term by term.
+"""
+
+from __future__ import annotations
+
+from array import array
+from collections import defaultdict
+from pickle import dumps
+
+from whoosh.analysis import CompositeAnalyzer, LowercaseFilter, RegexTokenizer, StemFilter, StopFilter
+from whoosh.codec import whoosh3
+from whoosh.fields import TEXT
+from whoosh.formats import Positions
+from whoosh.system import pack_uint
+
+STEM_CACHE_LIMIT = 200_000  # distinct words remembered per process before the cache starts again
+
+
+def stemming_parts(analyzer) -> tuple | None:
+    """Return (pattern, stop words, shortest word, stem function) of a plain stemming analyzer, else None.
+
+    Only the exact chain that `StemmingAnalyzer()` builds qualifies: any other analyzer keeps Whoosh's path.
+    """
+    if not isinstance(analyzer, CompositeAnalyzer) or len(analyzer.items) != 4:
+        return None
+    tokenizer, lower, stop, stemmer = analyzer.items
+    if not (type(tokenizer) is RegexTokenizer and not tokenizer.gaps and type(lower) is LowercaseFilter
+            and type(stop) is StopFilter and stop.renumber and stop.max is None
+            and type(stemmer) is StemFilter and not stemmer.ignore):
+        return None
+    return tokenizer.expression, stop.stops, stop.min, stemmer.stemfn
+
+
+class _Stems(dict):
+    """Stems by word, forgetting everything once it holds STEM_CACHE_LIMIT words."""
+
+    def __init__(self, stem):
+        super().__init__()
+        self.stem = stem
+
+    def __missing__(self, word: str) -> str:
+        if len(self) >= STEM_CACHE_LIMIT:
+            self.clear()
+        stemmed = self[word] = self.stem(word)
+        return stemmed
+
+
+_stems: dict[object, _Stems] = {}
+
+
+def term_positions(text: str, parts: tuple) -> dict[str, list[int]]:
+    """Return each stemmed term of text with its positions, numbered as Whoosh's stop filter renumbers them."""
+    pattern, stops, minsize, stem = parts
+    stems = _stems.get(stem)
+    if stems is None:
+        stems = _stems[stem] = _Stems(stem)
+    positions: dict[str, list[int]] = defaultdict(list)
+    position = None
+    for index, match in enumerate(pattern.finditer(text)):
+        word = match.group(0).lower()
+        if len(word) < minsize or word in stops:
+            continue
+        # The first kept word keeps its place; the ones after it are numbered on without gaps.
+        position = index if position is None else position + 1
+        positions[stems[word]].append(position)
+    return positions
+
+
+class TermPositions(Positions):
+    """Positions postings, computed in one loop when the field's analyzer is a plain stemming analyzer."""
+
+    def word_values(self, value, analyzer, **kwargs):
+        parts = stemming_parts(analyzer) if set(kwargs) <= {"mode"} and isinstance(value, str) else None
+        if parts is None:
+            yield from super().word_values(value, analyzer, **kwargs)
+            return
+        boost = self.field_boost
+        for term, places in term_positions(value, parts).items():
+            deltas, last = [], 0
+            for place in places:
+                deltas.append(place - last)
+                last = place
+            yield term, len(places), len(places) * boost, pack_uint(len(deltas)) + dumps(deltas, 2)
+
+
+class PostmortemText(TEXT):
+    """A TEXT field with faster postings and spelling words written once per writer rather than per document.
+
+    Whoosh adds a field's unstemmed words to its spelling field for every document. A word only has to be
+    there once for "did you mean" to find it, and each writer works on a fresh copy of the schema, so the
+    words already given are remembered on the field object (and never pickled with the schema).
+    """
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.format = TermPositions(field_boost=self.format.field_boost)
+
+    def spellable_words(self, value):
+        seen = self.__dict__.setdefault("_spelled", set())
+        parts = stemming_parts(self.analyzer) if isinstance(value, str) else None
+        if parts is None:
+            words = set(super().spellable_words(value))
+        else:
+            pattern, stops, minsize, _ = parts
+            words = {match.group(0).lower() for match in pattern.finditer(value)}
+            words = {word for word in words if len(word) >= minsize and word not in stops}
+        words -= seen
+        seen.update(words)
+        return iter(sorted(words))
+
+    def __getstate__(self):
+        return {key: value for key, value in self.__dict__.items() if key != "_spelled"}
+
+
+class _Lengths:
+    """A segment's field lengths, held in memory as one byte per document."""
+
+    __slots__ = ("bytes",)
+
+    def __init__(self, values: array):
+        self.bytes = values
+
+    def __getitem__(self, docnum: int) -> int:
+        try:
+            return self.bytes[docnum]
+        except IndexError:  # Whoosh's column reader answers 0 past the end
+            return 0
+
+    def __iter__(self):
+        return iter(self.bytes)
+
+
+_whoosh_cached_reader = whoosh3.W3PerDocReader._cached_reader
+
+
+def _cached_reader(self, fieldname, column):
+    # For field lengths, Whoosh's own version checks the file system on every call when a field has none,
+    # and its reader seeks and reads a byte from disk for each document; they fit in memory instead.
+    # Other columns (stored fields, vectors) keep Whoosh's reader.
+    if column is not whoosh3.LENGTHS_COLUMN:
+        return _whoosh_cached_reader(self, fieldname, column)
+    readers = self._readers
+    if fieldname not in readers:
+        exists = self._storage.file_exists(whoosh3.W3Codec.column_filename(self._segment, fieldname))
+        readers[fieldname] = _Lengths(self.column_reader(fieldname, column).load()) if exists else None
+    return readers[fieldname]
+
+
+def keep_lengths_in_memory() -> None:
+    """Make Whoosh's segment readers load field lengths once rather than reading them per posting."""
+    if getattr(whoosh3.W3PerDocReader, "_kb_lengths", False):
+        return
+    whoosh3.W3PerDocReader._cached_reader = _cached_reader
+    whoosh3.W3PerDocReader._kb_lengths = True
