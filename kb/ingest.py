@@ -17,13 +17,12 @@ from kb.context import KnowledgeBase
 from kb.errors import Conflict, KBError, ParseError
 from kb.models import Postmortem, PostmortemLabel, PostmortemService, seconds_between, utcnow
 from kb.parse import UNSTORABLE_RE, Decision, ParsedPostmortem, parse_bytes, parse_file, slugify
-from kb.reindex import index_postmortems, index_processes
+from kb.reindex import INDEX_CHUNK, IndexWorker, index_postmortems, index_processes
 
 FRONT_MATTER_DECIDER = "front matter"
 OUTCOMES = ("imported", "updated", "unchanged", "failed")
 JSONL_BACKUP = "postmortems.jsonl"  # what `kb export --format jsonl` writes; other *.jsonl only when named
-INDEX_CHUNK = 2000  # postmortems written to the search index in one commit during a bulk import
-MANY = 500  # fewer than this are indexed in one process: starting more costs more than it saves
+MANY = 500  # fewer files than this are indexed in this process: starting another costs more than it saves
 
 
 @dataclass
@@ -102,14 +101,14 @@ def unknown_label_warnings(human_labels: dict[str, list[str]], labels: dict[str,
 
 def merge_tags(
     *, session: Session, postmortem: Postmortem, human_labels: dict[str, list[str]], suggestions: list,
-    labels: dict[str, str], decisions: list[Decision] = (),
+    labels: dict[str, str], decisions: list[Decision] = (), new: bool = False,
 ) -> list[str]:
     """Write the machine's suggestions and the file's human labels without undoing human decisions.
 
     decisions (from a backup) say who decided what and when; other front matter labels count as
-    confirmed by the file.
+    confirmed by the file. A new postmortem has no tags to read.
     """
-    existing = {tag.label_id: tag for tag in session.exec(
+    existing = {} if new else {tag.label_id: tag for tag in session.exec(
         select(PostmortemLabel).where(PostmortemLabel.postmortem_id == postmortem.id)
     )}
     now = utcnow()
@@ -147,10 +146,10 @@ def merge_tags(
     return unknown_label_warnings(human_labels, labels) + unknown
 
 
-def set_services(*, session: Session, postmortem: Postmortem) -> None:
-    """Make the service rows of a postmortem match its services list."""
+def set_services(*, session: Session, postmortem: Postmortem, new: bool = False) -> None:
+    """Make the service rows of a postmortem match its services list; a new postmortem has none to read."""
     wanted = {service.strip()[:200] for service in postmortem.services if service.strip()}
-    existing = {row.service: row for row in session.exec(
+    existing = {} if new else {row.service: row for row in session.exec(
         select(PostmortemService).where(PostmortemService.postmortem_id == postmortem.id)
     )}
     for service, row in existing.items():
@@ -160,9 +159,16 @@ def set_services(*, session: Session, postmortem: Postmortem) -> None:
         session.add(PostmortemService(postmortem_id=postmortem.id, service=service))
 
 
-def find_existing(*, session: Session, parsed: ParsedPostmortem) -> Postmortem | None:
-    """Return the stored postmortem this file updates, raising Conflict if its slug is taken."""
-    row = session.exec(select(Postmortem).where(Postmortem.slug == parsed.slug)).first()
+def find_existing(*, session: Session, parsed: ParsedPostmortem,
+                  rows: dict[str, Postmortem] | None = None) -> Postmortem | None:
+    """Return the stored postmortem this file updates, raising Conflict if its slug is taken.
+
+    rows, when given, holds the batch's stored postmortems by slug, read beforehand in one query.
+    """
+    if rows is None:
+        row = session.exec(select(Postmortem).where(Postmortem.slug == parsed.slug)).first()
+    else:
+        row = rows.get(parsed.slug)
     if row is not None and row.source_path != parsed.source_path:
         owner = row.source_path or "a postmortem created in the web UI or API"
         raise Conflict(f"slug {parsed.slug!r} already belongs to {owner}; give this file another name or a 'slug:'")
@@ -177,6 +183,18 @@ def store_parsed(
     if row is not None and row.content_hash == parsed.content_hash:
         return "unchanged", row, []
     outcome = "imported" if row is None else "updated"
+    row = fill_row(row, parsed)
+    session.add(row)
+    session.flush()  # gives a new row its id for the tags
+    set_services(session=session, postmortem=row)
+    warnings = merge_tags(session=session, postmortem=row, human_labels=parsed.human_labels,
+                          decisions=parsed.decisions,
+                          suggestions=suggestions, labels=labels)
+    return outcome, row, warnings
+
+
+def fill_row(row: Postmortem | None, parsed: ParsedPostmortem) -> Postmortem:
+    """Return row (a new one when None) holding what parsed says, marked for reindexing."""
     row = row or Postmortem(slug=parsed.slug, title=parsed.title)
     row.title, row.summary, row.body = parsed.title, parsed.summary, parsed.body
     row.incident_date, row.severity = parsed.incident_date, parsed.severity
@@ -188,13 +206,7 @@ def store_parsed(
     row.resolve_seconds = seconds_between(row.detected_at, row.resolved_at)
     row.updated_at = utcnow()
     row.needs_reindex = True
-    session.add(row)
-    session.flush()  # gives a new row its id for the tags
-    set_services(session=session, postmortem=row)
-    warnings = merge_tags(session=session, postmortem=row, human_labels=parsed.human_labels,
-                          decisions=parsed.decisions,
-                          suggestions=suggestions, labels=labels)
-    return outcome, row, warnings
+    return row
 
 
 def tagger_input(parsed: ParsedPostmortem) -> list[tuple[str, str]]:
@@ -227,31 +239,40 @@ def import_files(
 ) -> ImportReport:
     """Import these files in batches, reporting each result to on_progress as it is known.
 
-    Stored postmortems are written to the search index a few thousand at a time, in several processes
-    when there are many; until then they stay marked for reindexing, so an interrupted import is healed
-    at the next start. A dry run stores every file in one transaction that is rolled back at the end, so
-    files of the same run see each other (a slug clash between two of them is reported) and nothing is
-    kept. With strict, a file with any warning fails and nothing of it is stored.
+    Stored postmortems stay marked for reindexing until they are in the search index, so an interrupted
+    import is healed at the next start. With many files and more than one core, a second process indexes
+    what is stored while this one goes on; otherwise they are indexed here at the end. A dry run stores
+    every file in one transaction that is rolled back at the end, so files of the same run see each other
+    (a slug clash between two of them is reported) and nothing is kept. With strict, a file with any
+    warning fails and nothing of it is stored.
     """
     files, unreadable = expand_sources(files)
     report = ImportReport(results=[*problems, *unreadable])
     dry_session = kb.session() if dry_run else None
+    worker = IndexWorker(kb) if not dry_run and len(files) >= MANY and index_processes() > 1 else None
     unindexed: list[int] = []
     try:
         for start in range(0, len(files), batch_size):
             batch = files[start : start + batch_size]
             results, stored_ids = import_batch(kb, batch, dry_session=dry_session, strict=strict)
-            unindexed += stored_ids
-            if len(unindexed) >= INDEX_CHUNK:
-                index_postmortems(kb, unindexed, procs=index_processes())
-                unindexed = []
+            if worker:
+                worker.add(stored_ids)
+            else:
+                unindexed += stored_ids
             for result in results:
                 report.results.append(result)
                 if on_progress:
                     on_progress(result)
+    except BaseException:
+        if worker:
+            worker.stop()
+            worker = None
+        raise
     finally:
-        if unindexed:
-            index_postmortems(kb, unindexed, procs=index_processes() if len(unindexed) >= MANY else 1)
+        if worker:
+            worker.finish()
+        for start in range(0, len(unindexed), INDEX_CHUNK):
+            index_postmortems(kb, unindexed[start : start + INDEX_CHUNK])
         if dry_session is not None:
             dry_session.rollback()
             dry_session.close()
@@ -415,14 +436,31 @@ def tag_batch(
 
 
 def _store_all(kb: KnowledgeBase, work: list, results: dict[Path, FileResult], *, session: Session) -> list[int]:
-    stored = []
-    for (path, parsed), suggestions in work:
-        outcome, row, warnings = store_parsed(session=session, parsed=parsed, suggestions=suggestions,
-                                              labels=kb.labels)
+    """Store a batch in session with a few statements: one query for what is stored, one flush for new rows.
+
+    Raises like store_parsed, for the caller to store the files one by one instead.
+    """
+    slugs = [parsed.slug for (_, parsed), _ in work]
+    rows = {row.slug: row for row in session.exec(select(Postmortem).where(Postmortem.slug.in_(slugs)))}
+    changed = []
+    with session.no_autoflush:
+        for (path, parsed), suggestions in work:
+            row = find_existing(session=session, parsed=parsed, rows=rows)
+            if row is not None and row.content_hash == parsed.content_hash:
+                results[path] = FileResult(str(path), "unchanged", parsed.slug, warnings=parsed.warnings)
+                continue
+            changed.append((path, parsed, suggestions, row is None))
+            rows[parsed.slug] = row = fill_row(row, parsed)
+            session.add(row)
+    session.flush()  # one INSERT for the new rows, giving them ids for their tags
+    for path, parsed, suggestions, new in changed:
+        row = rows[parsed.slug]
+        set_services(session=session, postmortem=row, new=new)
+        warnings = merge_tags(session=session, postmortem=row, human_labels=parsed.human_labels,
+                              decisions=parsed.decisions, suggestions=suggestions, labels=kb.labels, new=new)
+        outcome = "imported" if new else "updated"
         results[path] = FileResult(str(path), outcome, parsed.slug, warnings=parsed.warnings + warnings)
-        if outcome != "unchanged":
-            stored.append(row.id)
-    return stored
+    return [rows[parsed.slug].id for _, parsed, _, _ in changed]
 
 
 def _store_each(kb: KnowledgeBase, work: list, results: dict[Path, FileResult], *, session: Session | None

@@ -62,11 +62,27 @@ class FrontMatterLoader(yaml.SafeLoader):
     """YAML's safe loader, except that scalars other than null stay the text the author wrote."""
 
 
+# libyaml's parser, where PyYAML was built with it, reads front matter about ten times faster; the pure
+# Python one still reads any block that fails, so that errors are worded (and located) the same way.
+FastFrontMatterLoader = type("FastFrontMatterLoader", (getattr(yaml, "CSafeLoader", yaml.SafeLoader),), {})
+
 # So `title: yes` is "yes", not True, and `title: 1e3` not 1000.0; dates are parsed (and warned about) here.
 # Explicit tags are read as text too: PyYAML's own constructors raise ValueError, IndexError or
 # AttributeError on values such as `!!int` followed by nothing or `!!timestamp 2024-13-45`.
 for _tag in ("bool", "int", "float", "timestamp", "binary"):
-    FrontMatterLoader.add_constructor(f"tag:yaml.org,2002:{_tag}", yaml.SafeLoader.construct_yaml_str)
+    for _loader in (FrontMatterLoader, FastFrontMatterLoader):
+        _loader.add_constructor(f"tag:yaml.org,2002:{_tag}", yaml.SafeLoader.construct_yaml_str)
+
+
+def load_front_matter(block: str) -> Any:
+    """Return the YAML value of a front matter block; raise one of YAML_ERRORS."""
+    # PyYAML refuses control characters that libyaml lets through.
+    if not yaml.reader.Reader.NON_PRINTABLE.search(block):
+        try:
+            return yaml.load(block, Loader=FastFrontMatterLoader)
+        except YAML_ERRORS:
+            pass
+    return yaml.load(block, Loader=FrontMatterLoader)
 
 
 @dataclass
@@ -202,7 +218,7 @@ def split_front_matter(text: str, path: str) -> tuple[dict[str, Any], str, int]:
         if lines[index].strip() in ("---", "..."):
             block = "\n".join(lines[1:index])
             try:
-                data = yaml.load(block, Loader=FrontMatterLoader) if block.strip() else {}
+                data = load_front_matter(block) if block.strip() else {}
             except YAML_ERRORS as error:
                 raise ParseError(path, *_yaml_problem(error, block)) from None
             if data is None:

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import logging
+import multiprocessing
 import os
+import queue
+from dataclasses import replace
 
 from sqlmodel import select, update
 
+from kb.config import Config
 from kb.context import KnowledgeBase
 from kb.index import document_for
 from kb.models import Postmortem
@@ -14,6 +18,7 @@ from kb.storage import active_labels, postmortem_batches, tags_for
 
 log = logging.getLogger(__name__)
 BATCH = 500
+INDEX_CHUNK = 2000  # postmortems written to the search index in one commit during a bulk import
 
 
 def index_documents(*, session, postmortems: list[Postmortem]) -> list[dict]:
@@ -75,3 +80,67 @@ def rebuild_index(kb: KnowledgeBase) -> int:
         session.exec(update(Postmortem).where(Postmortem.needs_reindex == True).values(needs_reindex=False))  # noqa: E712
         session.commit()
     return count
+
+
+class IndexWorker:
+    """Write stored postmortems to the index in a process of its own while the caller stores more.
+
+    A bulk import spends most of its time parsing, tagging and storing in one process, and indexing is
+    pure Python too: on two cores the two overlap. Ids are handed over after their commit; the worker
+    writes all that is waiting (up to INDEX_CHUNK) in one commit, so commits grow when it falls behind.
+    The rows stay marked for reindexing until the worker has written them, so whatever it does not
+    finish (it failed, or was stopped) is indexed by `finish` or at the next start.
+    """
+
+    def __init__(self, kb: KnowledgeBase):
+        self.kb = kb
+        # A fresh interpreter rather than a fork: the caller holds database connections and threads.
+        context = multiprocessing.get_context("spawn")
+        self._jobs = context.Queue()
+        self._process = context.Process(target=_index_worker, args=(replace(kb.config, extra={}), self._jobs),
+                                        name="kb-indexer", daemon=True)
+        self._process.start()
+
+    def add(self, postmortem_ids: list[int]) -> None:
+        """Queue these committed postmortems for indexing."""
+        if postmortem_ids:
+            self._jobs.put(postmortem_ids)
+
+    def finish(self) -> None:
+        """Index what is queued, wait for the worker, then index here whatever it left marked."""
+        if self._process.is_alive():
+            self._jobs.put(None)
+        self._process.join()
+        self._jobs.close()
+        if self._process.exitcode:
+            log.warning("the indexing process exited with code %s; indexing here", self._process.exitcode)
+        heal_index(self.kb)
+
+    def stop(self) -> None:
+        """Stop the worker at once; what it has not committed stays marked for the next start."""
+        self._jobs.cancel_join_thread()  # ids it will never read must not keep this process from exiting
+        self._process.terminate()
+        self._process.join()
+
+
+def _index_worker(config: Config, jobs) -> None:
+    from kb.context import open_kb
+
+    kb = open_kb(config)
+    done = False
+    try:
+        while not done:
+            postmortem_ids = jobs.get()
+            done = postmortem_ids is None
+            while not done and len(postmortem_ids) < INDEX_CHUNK:
+                try:
+                    more = jobs.get_nowait()
+                except queue.Empty:
+                    break
+                done = more is None
+                postmortem_ids += more or []
+            if postmortem_ids:
+                index_postmortems(kb, postmortem_ids)
+    finally:
+        kb.index.close()
+        kb.engine.dispose()

@@ -20,7 +20,7 @@ SEED = ROOT / "seed_data"
 
 # The storage, ingest, trends and backup tests run once on SQLite and once on a real PostgreSQL server.
 BOTH_DATABASES = {"test_ingest", "test_trends", "test_trend_periods", "test_tags", "test_export", "test_doctor",
-                  "test_schema", "test_hostile_input"}
+                  "test_schema", "test_hostile_input", "test_index_worker"}
 
 
 def pytest_generate_tests(metafunc):

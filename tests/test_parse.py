@@ -7,9 +7,21 @@ import hashlib
 from datetime import UTC, date, datetime
 
 import pytest
+import yaml
 
 from kb.errors import ParseError
-from kb.parse import ParsedPostmortem, Section, normalise_severity, parse_bytes, parse_file, parse_text, section_key
+from kb.parse import (
+    FastFrontMatterLoader,
+    FrontMatterLoader,
+    ParsedPostmortem,
+    Section,
+    normalise_severity,
+    parse_bytes,
+    parse_file,
+    parse_text,
+    section_key,
+)
+from tests.conftest import SEED
 
 FULL = b"""---
 title: Fraud scores drifted after the spring sale
@@ -258,3 +270,18 @@ def test_a_missing_file_is_a_parse_error(tmp_path):
     with pytest.raises(ParseError) as caught:
         parse_file(tmp_path / "gone.md")
     assert caught.value.reason == "cannot read file: No such file or directory"
+
+
+FRONT_MATTER_CASES = [
+    "title: yes\nseverity: 1e3\ndate: 2024-01-02\nservices: [a, 'b', \"c\"]",
+    "title: |\n  two\n  lines\nauthors:\n  - Ana\n  - {name: Bo}\nfacets: []",
+    "a: &x [1, 2]\nb: *x\nc: ~\nd: !!int 7\ne: 0x1F\nf: 'it''s'\ng: \"tab\\there\"",
+    "title: caf\u00e9 \u2014 \u201cquoted\u201d\nstarted: 2024-05-01T10:00:00Z",
+] + [
+    path.read_text(encoding="utf-8").split("---\n")[1] for path in sorted(SEED.glob("*.md"))[::7]
+]
+
+
+@pytest.mark.parametrize("block", FRONT_MATTER_CASES)
+def test_libyaml_and_pure_python_loaders_read_front_matter_alike(block):
+    assert yaml.load(block, Loader=FastFrontMatterLoader) == yaml.load(block, Loader=FrontMatterLoader)
