@@ -10,6 +10,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from sqlalchemy import insert
 from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Session, select
 
@@ -101,23 +102,18 @@ def unknown_label_warnings(human_labels: dict[str, list[str]], labels: dict[str,
 
 def merge_tags(
     *, session: Session, postmortem: Postmortem, human_labels: dict[str, list[str]], suggestions: list,
-    labels: dict[str, str], decisions: list[Decision] = (), new: bool = False,
+    labels: dict[str, str], decisions: list[Decision] = (),
 ) -> list[str]:
     """Write the machine's suggestions and the file's human labels without undoing human decisions.
 
     decisions (from a backup) say who decided what and when; other front matter labels count as
-    confirmed by the file. A new postmortem has no tags to read.
+    confirmed by the file.
     """
-    existing = {} if new else {tag.label_id: tag for tag in session.exec(
+    existing = {tag.label_id: tag for tag in session.exec(
         select(PostmortemLabel).where(PostmortemLabel.postmortem_id == postmortem.id)
     )}
     now = utcnow()
-    decided = {d.label: d for d in decisions if d.label in labels}
-    from_file = [Decision(label_id, "confirmed", FRONT_MATTER_DECIDER, now)
-                 for kind_key, kind in (("facets", "facet"), ("categories", "category"))
-                 for label_id in human_labels.get(kind_key, [])
-                 if labels.get(label_id) == kind and label_id not in decided]
-    for decision in [*decided.values(), *from_file]:
+    for decision in file_decisions(human_labels, decisions, labels, now):
         tag = existing.get(decision.label)
         if tag is None:
             tag = PostmortemLabel(postmortem_id=postmortem.id, label_id=decision.label)
@@ -141,15 +137,48 @@ def merge_tags(
         tag.score, tag.evidence, tag.method = suggestion.score, suggestion.evidence, suggestion.method
         tag.cues = suggestion.cues
         session.add(tag)
+    return tag_warnings(human_labels, decisions, labels)
+
+
+def file_decisions(human_labels: dict[str, list[str]], decisions: list[Decision], labels: dict[str, str],
+                   now) -> list[Decision]:
+    """Return the decisions a file brings: its backup's, then its front matter labels as confirmed."""
+    decided = {d.label: d for d in decisions if d.label in labels}
+    from_file = [Decision(label_id, "confirmed", FRONT_MATTER_DECIDER, now)
+                 for kind_key, kind in (("facets", "facet"), ("categories", "category"))
+                 for label_id in human_labels.get(kind_key, [])
+                 if labels.get(label_id) == kind and label_id not in decided]
+    return [*decided.values(), *from_file]
+
+
+def tag_warnings(human_labels: dict[str, list[str]], decisions: list[Decision], labels: dict[str, str]) -> list[str]:
     unknown = [f"front matter decisions: unknown label {d.label!r}; ignored"
                for d in decisions if d.label not in labels]
     return unknown_label_warnings(human_labels, labels) + unknown
 
 
-def set_services(*, session: Session, postmortem: Postmortem, new: bool = False) -> None:
-    """Make the service rows of a postmortem match its services list; a new postmortem has none to read."""
-    wanted = {service.strip()[:200] for service in postmortem.services if service.strip()}
-    existing = {} if new else {row.service: row for row in session.exec(
+def new_tag_rows(*, postmortem_id: int, parsed: ParsedPostmortem, suggestions: list, labels: dict[str, str]
+                 ) -> list[dict]:
+    """Return the tag rows of a new postmortem, as merge_tags would write them, for one bulk INSERT."""
+    now = utcnow()
+    rows = {decision.label: {
+        "postmortem_id": postmortem_id, "label_id": decision.label, "source": "human", "status": decision.status,
+        "decided_by": decision.by or FRONT_MATTER_DECIDER, "decided_at": decision.at or now,
+        "score": 0.0, "evidence": [], "method": "", "cues": [],
+    } for decision in file_decisions(parsed.human_labels, parsed.decisions, labels, now)}
+    for suggestion in suggestions:
+        row = rows.setdefault(suggestion.label, {
+            "postmortem_id": postmortem_id, "label_id": suggestion.label, "source": "auto", "status": "suggested",
+            "decided_by": "", "decided_at": None})
+        row.update(score=suggestion.score, evidence=suggestion.evidence, method=suggestion.method,
+                   cues=suggestion.cues)
+    return list(rows.values())
+
+
+def set_services(*, session: Session, postmortem: Postmortem) -> None:
+    """Make the service rows of a postmortem match its services list."""
+    wanted = service_names(postmortem)
+    existing = {row.service: row for row in session.exec(
         select(PostmortemService).where(PostmortemService.postmortem_id == postmortem.id)
     )}
     for service, row in existing.items():
@@ -157,6 +186,10 @@ def set_services(*, session: Session, postmortem: Postmortem, new: bool = False)
             session.delete(row)
     for service in wanted - set(existing):
         session.add(PostmortemService(postmortem_id=postmortem.id, service=service))
+
+
+def service_names(postmortem: Postmortem) -> set[str]:
+    return {service.strip()[:200] for service in postmortem.services if service.strip()}
 
 
 def find_existing(*, session: Session, parsed: ParsedPostmortem,
@@ -453,13 +486,22 @@ def _store_all(kb: KnowledgeBase, work: list, results: dict[Path, FileResult], *
             rows[parsed.slug] = row = fill_row(row, parsed)
             session.add(row)
     session.flush()  # one INSERT for the new rows, giving them ids for their tags
+    tags, services = [], []
     for path, parsed, suggestions, new in changed:
         row = rows[parsed.slug]
-        set_services(session=session, postmortem=row, new=new)
-        warnings = merge_tags(session=session, postmortem=row, human_labels=parsed.human_labels,
-                              decisions=parsed.decisions, suggestions=suggestions, labels=kb.labels, new=new)
+        if new:  # nothing to merge with: plain rows, inserted together below
+            tags += new_tag_rows(postmortem_id=row.id, parsed=parsed, suggestions=suggestions, labels=kb.labels)
+            services += [{"postmortem_id": row.id, "service": name} for name in service_names(row)]
+            warnings = tag_warnings(parsed.human_labels, parsed.decisions, kb.labels)
+        else:
+            set_services(session=session, postmortem=row)
+            warnings = merge_tags(session=session, postmortem=row, human_labels=parsed.human_labels,
+                                  decisions=parsed.decisions, suggestions=suggestions, labels=kb.labels)
         outcome = "imported" if new else "updated"
         results[path] = FileResult(str(path), outcome, parsed.slug, warnings=parsed.warnings + warnings)
+    for model, values in ((PostmortemLabel, tags), (PostmortemService, services)):
+        if values:
+            session.execute(insert(model), values)
     return [rows[parsed.slug].id for _, parsed, _, _ in changed]
 
 

@@ -139,14 +139,21 @@ def test_a_human_rejection_survives_reimport_of_a_changed_file(kb, write_md):
 
 
 def test_a_failed_file_leaves_nothing_behind(kb, docs, monkeypatch):
-    real_merge = ingest.merge_tags
+    # Tags are written by new_tag_rows when a batch is stored together, by merge_tags file by file.
+    real_merge, real_rows = ingest.merge_tags, ingest.new_tag_rows
 
     def merge_failing_on_stampede(*, postmortem, **kwargs):
         if postmortem.slug == "stampede":
             raise KBError("tag store unavailable")
         return real_merge(postmortem=postmortem, **kwargs)
 
+    def rows_failing_on_stampede(*, parsed, **kwargs):
+        if parsed.slug == "stampede":
+            raise KBError("tag store unavailable")
+        return real_rows(parsed=parsed, **kwargs)
+
     monkeypatch.setattr(ingest, "merge_tags", merge_failing_on_stampede)
+    monkeypatch.setattr(ingest, "new_tag_rows", rows_failing_on_stampede)
     report = import_paths(kb, docs[:3])
     assert outcomes(report)[2] == ("stampede.md", "failed", "stampede", "tag store unavailable")
     assert sorted(stored(kb)) == ["2024-03-02-drift", "threshold-typo"]
