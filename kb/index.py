@@ -30,6 +30,7 @@ CREATE_LOCK = "CREATELOCK"  # not named like the "_MAIN_*" files that creating a
 TOC_ATTEMPTS = 20
 T = TypeVar("T")
 SEVERITY_RANK = {"SEV1": 1, "SEV2": 2, "SEV3": 3, "SEV4": 4}
+ROOT_CAUSE_SECTIONS = ("root_cause", "contributing_factors")
 
 
 def make_schema() -> Schema:
@@ -71,14 +72,17 @@ def document_for(postmortem: Postmortem, facets: list[str], categories: list[str
     """Return the index document of a postmortem and its active labels."""
     sections = postmortem.sections or {}
     root_cause = plain_text("\n\n".join(
-        sections[key] for key in ("root_cause", "contributing_factors") if sections.get(key)
+        sections[key] for key in ROOT_CAUSE_SECTIONS if sections.get(key)
     ))
+    # The body field holds the rest of the text, so that no word is indexed (and scored) twice.
+    rest = [text for key, text in sections.items() if key not in ROOT_CAUSE_SECTIONS]
+    body = plain_text("\n\n".join(rest)) if root_cause else plain_text(postmortem.body)
     doc = {
         "slug": postmortem.slug,
         "title": postmortem.title,
         "summary": postmortem.summary,
         "root_cause": root_cause,
-        "body": plain_text(postmortem.body),
+        "body": body,
         "facet": ",".join(facets),
         "category": ",".join(categories),
         "service": ",".join(postmortem.services),

@@ -12,6 +12,7 @@ from kb.search import SearchHit, highlight_with_marks, hit_from, split_labels
 
 KEY_TERMS = 20
 TAG_BOOST = 2.0
+TEXT = ("root_cause", "body")  # the index holds each word of the text once, in one of these
 
 
 @dataclass
@@ -31,10 +32,14 @@ def similar(kb: KnowledgeBase, slug: str, *, limit: int = 5) -> list[SimilarHit]
         if docnum is None:
             raise NotFound(f"no indexed postmortem with slug {slug!r}")
         fields = searcher.stored_fields(docnum)
-        terms = [term for term, _weight in searcher.key_terms([docnum], "body", numterms=KEY_TERMS)]
+        weights: dict[str, float] = {}
+        for name in TEXT:
+            for term, weight in searcher.key_terms([docnum], name, numterms=KEY_TERMS):
+                weights[term] = weights.get(term, 0.0) + weight
+        terms = sorted(weights, key=lambda term: -weights[term])[:KEY_TERMS]
         tags = [("facet", label) for label in split_labels(fields.get("facet"))]
         tags += [("category", label) for label in split_labels(fields.get("category"))]
-        clauses = [Term("body", term) for term in terms]
+        clauses = [Term(name, term) for term in terms for name in TEXT]
         clauses += [Term(name, label, boost=TAG_BOOST) for name, label in tags]
         if not clauses:
             return []
@@ -45,7 +50,7 @@ def similar(kb: KnowledgeBase, slug: str, *, limit: int = 5) -> list[SimilarHit]
             if hit.docnum == docnum:
                 continue
             matched = hit.matched_terms()
-            shared_terms = [term for term in terms if ("body", term.encode()) in matched]
+            shared_terms = [term for term in terms if any((name, term.encode()) in matched for name in TEXT)]
             shared_tags = [label for name, label in tags if (name, label.encode()) in matched]
             found.append(SimilarHit(hit_from(hit), shared_terms, shared_tags))
         return found[:limit]
