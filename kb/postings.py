@@ -10,12 +10,15 @@ from __future__ import annotations
 
 from array import array
 from collections import defaultdict
+from itertools import accumulate
 from pickle import dumps
 
 from whoosh.analysis import CompositeAnalyzer, LowercaseFilter, RegexTokenizer, StemFilter, StopFilter
 from whoosh.codec import whoosh3
 from whoosh.fields import TEXT
 from whoosh.formats import Positions
+from whoosh.matching.wrappers import FilterMatcher
+from whoosh.reading import TermNotFound
 from whoosh.system import pack_uint
 
 STEM_CACHE_LIMIT = 200_000  # distinct words remembered per process before the cache starts again
@@ -157,3 +160,38 @@ def keep_lengths_in_memory() -> None:
         return
     whoosh3.W3PerDocReader._cached_reader = _cached_reader
     whoosh3.W3PerDocReader._kb_lengths = True
+
+
+def term_docs(searcher, fieldname: str, text: str) -> set[int]:
+    """Return the numbers of the documents holding a term, reading its posting blocks whole.
+
+    Whoosh yields a term's documents one generator step at a time and decodes each block's gaps in a
+    Python loop; a term in most of 50,000 documents took tens of milliseconds that way.
+    """
+    found: set[int] = set()
+    for reader, offset in searcher.reader().leaf_readers():
+        try:
+            matcher = reader.postings(fieldname, text)
+        except TermNotFound:
+            continue
+        ids = _block_ids(matcher)
+        if ids is None:  # a kind of matcher this does not know: Whoosh's own way
+            ids = list(matcher.all_ids())
+        found.update(ids if not offset else [number + offset for number in ids])
+    return found
+
+
+def _block_ids(matcher) -> list[int] | None:
+    excluded = ()
+    if isinstance(matcher, FilterMatcher) and matcher._exclude:  # the segment's deleted documents
+        excluded, matcher = matcher._ids, matcher.child
+    if type(matcher) is not whoosh3.W3LeafMatcher:
+        return None
+    ids: list[int] = []
+    while matcher.is_active():
+        if matcher._data is None:
+            matcher._read_data()
+        stored = matcher._data[0]
+        ids.extend(stored if matcher._byteids else accumulate(stored))
+        matcher._next_block()
+    return [number for number in ids if number not in excluded] if excluded else ids

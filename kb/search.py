@@ -13,6 +13,7 @@ from whoosh.query import And, AndMaybe, AndNot, DateRange, DisjunctionMax, Every
 
 from kb.context import KnowledgeBase
 from kb.errors import InvalidQuery
+from kb.postings import term_docs
 
 TEXT_FIELDS = ("title", "summary", "root_cause", "body")
 ALIASES = {"facet": ["facets"], "category": ["categories", "cat"], "service": ["services"], "severity": ["sev"]}
@@ -203,7 +204,7 @@ def matching_docs(searcher, query: Query) -> set[int]:
         if isinstance(node, Term):
             key = (node.fieldname, node.text)
             if key not in words:
-                words[key] = set(searcher.docs_for_query(node))
+                words[key] = term_docs(searcher, node.fieldname, node.text)
             return words[key]
         if isinstance(node, Every):
             return set(searcher.reader().all_doc_ids())

@@ -7,8 +7,9 @@ from whoosh.analysis import RegexTokenizer, StandardAnalyzer, StemmingAnalyzer
 from whoosh.fields import ID, TEXT, Schema
 from whoosh.filedb.filestore import RamStorage
 from whoosh.formats import Positions
+from whoosh.query import Term
 
-from kb.postings import PostmortemText, TermPositions, keep_lengths_in_memory, stemming_parts
+from kb.postings import PostmortemText, TermPositions, keep_lengths_in_memory, stemming_parts, term_docs
 from tests.conftest import SEED
 
 TEXTS = [
@@ -82,3 +83,22 @@ def test_spelling_words_are_given_once_per_writer_schema():
 
     fresh = pickle.loads(pickle.dumps(field))
     assert list(fresh.spellable_words("models drift again")) == ["again", "drift", "models"]
+
+
+def test_term_docs_equal_whooshs_own_across_segments_and_deletions():
+    storage = RamStorage()
+    index = storage.create_index(Schema(slug=ID(stored=True), body=PostmortemText(analyzer=StemmingAnalyzer())))
+    paths = sorted(SEED.glob("*.md"))[:60]
+    for start in range(0, 60, 20):  # three segments
+        writer = index.writer()
+        for number in range(start, start + 20):
+            writer.add_document(slug=str(number), body=paths[number].read_text(encoding="utf-8"))
+        writer.commit(merge=False)
+    writer = index.writer()
+    for slug in ("3", "25", "26", "59"):
+        writer.delete_by_term("slug", slug)
+    writer.commit(merge=False)
+    with index.searcher() as searcher:
+        assert len(searcher.reader().leaf_readers()) == 3
+        for word in ("model", "drift", "the", "pipelin", "nosuchword", "retrain", "alert"):
+            assert term_docs(searcher, "body", word) == set(searcher.docs_for_query(Term("body", word)))
