@@ -56,6 +56,7 @@ SHORT.maxstring, SHORT.maxother, SHORT.maxlist, SHORT.maxdict, SHORT.maxlevel = 
 
 # NUL cannot be stored in PostgreSQL text, and lone surrogates cannot be encoded at all.
 UNSTORABLE_RE = re.compile("[\x00\ud800-\udfff]")
+SURROGATE_RE = re.compile("[\ud800-\udfff]")
 
 
 class FrontMatterLoader(yaml.SafeLoader):
@@ -250,7 +251,7 @@ def _as_list(value: Any, key: str, warnings: list[str]) -> list[str]:
         warnings.append(f"front matter '{key}' should be a list; ignored")
         return []
     items = [item for item in value if item is not None]
-    scalars = [item.strip() for item in items if isinstance(item, str)]
+    scalars = [_whole_characters(item, key, warnings).strip() for item in items if isinstance(item, str)]
     if len(scalars) < len(items):
         warnings.append(f"front matter '{key}' should be a list of text; nested lists and mappings ignored")
     return [item for item in scalars if item]
@@ -262,7 +263,18 @@ def _as_text(value: Any, key: str, warnings: list[str]) -> str:
     if not isinstance(value, str):
         warnings.append(f"front matter '{key}' should be text; ignored")
         return ""
-    return value.strip()
+    return _whole_characters(value, key, warnings).strip()
+
+
+def _whole_characters(value: str, key: str, warnings: list[str]) -> str:
+    """Return value with escaped UTF-16 halves joined into characters; a half without its pair becomes U+FFFD."""
+    if not SURROGATE_RE.search(value):
+        return value
+    # YAML, like JSON, may write a character beyond U+FFFF as two escapes ("\ud83d\udd17" is one emoji).
+    joined = value.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "replace")
+    if joined.count("\ufffd") > value.count("\ufffd"):
+        warnings.append(f"front matter '{key}' holds an escaped half of a character; replaced with U+FFFD")
+    return joined
 
 
 def parse_date(value: Any) -> date | None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 import multiprocessing
 import os
-import queue
 from dataclasses import replace
 
 from sqlmodel import select, update
@@ -19,6 +18,8 @@ from kb.storage import active_labels, postmortem_batches, tags_for
 log = logging.getLogger(__name__)
 BATCH = 500
 INDEX_CHUNK = 2000  # postmortems written to the search index in one commit during a bulk import
+WORKER_COMMIT = 2000  # postmortems the indexing process of a bulk import writes in one commit
+MP_MIN = 300  # fewer postmortems than this are written by one process: starting more costs more than it saves
 
 
 def index_documents(*, session, postmortems: list[Postmortem]) -> list[dict]:
@@ -87,7 +88,8 @@ class IndexWorker:
 
     A bulk import spends most of its time parsing, tagging and storing in one process, and indexing is
     pure Python too: on two cores the two overlap. Ids are handed over after their commit; the worker
-    writes all that is waiting (up to INDEX_CHUNK) in one commit, so commits grow when it falls behind.
+    writes them WORKER_COMMIT at a time, in Whoosh's own processes (each commit adds segments, so fewer
+    and larger commits keep searches fast).
     The rows stay marked for reindexing until the worker has written them, so whatever it does not
     finish (it failed, or was stopped) is indexed by `finish` or at the next start.
     """
@@ -98,7 +100,7 @@ class IndexWorker:
         context = multiprocessing.get_context("spawn")
         self._jobs = context.Queue()
         self._process = context.Process(target=_index_worker, args=(replace(kb.config, extra={}), self._jobs),
-                                        name="kb-indexer", daemon=True)
+                                        name="kb-indexer")  # not a daemon: it starts Whoosh's own processes
         self._process.start()
 
     def add(self, postmortem_ids: list[int]) -> None:
@@ -127,20 +129,15 @@ def _index_worker(config: Config, jobs) -> None:
     from kb.context import open_kb
 
     kb = open_kb(config)
-    done = False
+    pending: list[int] = []
     try:
-        while not done:
-            postmortem_ids = jobs.get()
-            done = postmortem_ids is None
-            while not done and len(postmortem_ids) < INDEX_CHUNK:
-                try:
-                    more = jobs.get_nowait()
-                except queue.Empty:
-                    break
-                done = more is None
-                postmortem_ids += more or []
-            if postmortem_ids:
-                index_postmortems(kb, postmortem_ids)
+        while (postmortem_ids := jobs.get()) is not None:
+            pending += postmortem_ids
+            if len(pending) >= WORKER_COMMIT:
+                index_postmortems(kb, pending, procs=index_processes())
+                pending = []
+        if pending:
+            index_postmortems(kb, pending, procs=index_processes() if len(pending) >= MP_MIN else 1)
     finally:
         kb.index.close()
         kb.engine.dispose()

@@ -285,3 +285,12 @@ FRONT_MATTER_CASES = [
 @pytest.mark.parametrize("block", FRONT_MATTER_CASES)
 def test_libyaml_and_pure_python_loaders_read_front_matter_alike(block):
     assert yaml.load(block, Loader=FastFrontMatterLoader) == yaml.load(block, Loader=FrontMatterLoader)
+
+
+def test_escaped_utf16_halves_in_front_matter_become_whole_characters():
+    text = ('---\ntitle: "\\ud83d\\udd17 link spam"\nservices: ["pay\\ud83d\\udcb0", "\\ud800x"]\n---\n'
+            "## Summary\nSpam links got through.\n")
+    parsed = parse_text(text)
+    assert parsed.title == "\U0001f517 link spam"
+    assert parsed.services == ["pay\U0001f4b0", "\ufffdx"]
+    assert parsed.warnings == ["front matter 'services' holds an escaped half of a character; replaced with U+FFFD"]
