@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import TypeVar
 
 from whoosh.analysis import StemmingAnalyzer
-from whoosh.fields import DATETIME, ID, KEYWORD, NUMERIC, Schema
+from whoosh.fields import DATETIME, ID, KEYWORD, NUMERIC, STORED, Schema
 from whoosh.filedb.filestore import FileStorage
 from whoosh.index import FileIndex, LockError
 from whoosh.query import Term
@@ -40,9 +40,10 @@ def make_schema() -> Schema:
         slug=ID(stored=True, unique=True),
         # spelling=True keeps the unstemmed words too, the vocabulary behind "did you mean".
         title=PostmortemText(analyzer=text, stored=True, field_boost=3.0, spelling=True),
-        summary=PostmortemText(analyzer=text, stored=True, field_boost=1.5, spelling=True),
+        # The summary is shown with each hit; its words are searched in the body, which holds them too.
+        summary=STORED(),
         root_cause=PostmortemText(analyzer=text, stored=True, field_boost=2.0, spelling=True),
-        body=PostmortemText(analyzer=text, stored=True),
+        body=PostmortemText(analyzer=text, stored=True, spelling=True),
         facet=KEYWORD(commas=True, lowercase=True, stored=True, scorable=False),
         category=KEYWORD(commas=True, lowercase=True, stored=True, scorable=False),
         service=KEYWORD(commas=True, lowercase=True, stored=True, scorable=False),
@@ -77,6 +78,8 @@ def document_for(postmortem: Postmortem, facets: list[str], categories: list[str
     # The body field holds the rest of the text, so that no word is indexed (and scored) twice.
     rest = [text for key, text in sections.items() if key not in ROOT_CAUSE_SECTIONS]
     body = plain_text("\n\n".join(rest)) if root_cause else plain_text(postmortem.body)
+    if postmortem.summary and postmortem.summary not in postmortem.body:  # a summary from front matter
+        body = plain_text(postmortem.summary) + "\n\n" + body
     doc = {
         "slug": postmortem.slug,
         "title": postmortem.title,

@@ -195,3 +195,57 @@ def _block_ids(matcher) -> list[int] | None:
         ids.extend(stored if matcher._byteids else accumulate(stored))
         matcher._next_block()
     return [number for number in ids if number not in excluded] if excluded else ids
+
+
+def phrase_docs(searcher, fieldname: str, words: list[str]) -> set[int] | None:
+    """Return the documents holding words at consecutive positions in a field; None if this cannot tell.
+
+    The documents holding every word come from whole posting blocks; positions are decoded only for them.
+    """
+    field = searcher.schema[fieldname] if fieldname in searcher.schema else None
+    if not words or field is None or not isinstance(field.format, Positions):
+        return None
+    found: set[int] = set()
+    for reader, offset in searcher.reader().leaf_readers():
+        postings = []
+        for word in words:
+            try:
+                values = _block_values(reader.postings(fieldname, word))
+            except TermNotFound:
+                values = {}
+            if values is None:
+                return None
+            postings.append(values)
+        if not postings or not all(postings):
+            continue
+        candidates = set(min(postings, key=len)).intersection(*postings)
+        decode = field.format.decode_positions
+        for docnum in candidates:
+            starts = set(decode(postings[0][docnum]))
+            for shift, values in enumerate(postings[1:], start=1):
+                starts.intersection_update(place - shift for place in decode(values[docnum]))
+                if not starts:
+                    break
+            if starts:
+                found.add(docnum + offset)
+    return found
+
+
+def _block_values(matcher) -> dict[int, bytes] | None:
+    """Return each document's encoded positions of a term, by document number within its segment."""
+    excluded = ()
+    if isinstance(matcher, FilterMatcher) and matcher._exclude:
+        excluded, matcher = matcher._ids, matcher.child
+    if type(matcher) is not whoosh3.W3LeafMatcher:
+        return None
+    values: dict[int, bytes] = {}
+    while matcher.is_active():
+        if matcher._data is None:
+            matcher._read_data()
+        stored = matcher._data[0]
+        matcher._read_values()
+        values.update(zip(stored if matcher._byteids else accumulate(stored), matcher._values, strict=True))
+        matcher._next_block()
+    for docnum in excluded:
+        values.pop(docnum, None)
+    return values

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import html
 import re
 from dataclasses import dataclass, field
@@ -9,13 +10,28 @@ from datetime import datetime
 
 from whoosh import qparser, sorting
 from whoosh.highlight import ContextFragmenter, HtmlFormatter
-from whoosh.query import And, AndMaybe, AndNot, DateRange, DisjunctionMax, Every, Not, Or, Query, Require, Term
+from whoosh.query import (
+    And,
+    AndMaybe,
+    AndNot,
+    BinaryQuery,
+    CompoundQuery,
+    DateRange,
+    DisjunctionMax,
+    Every,
+    Not,
+    Or,
+    Phrase,
+    Query,
+    Require,
+    Term,
+)
 
 from kb.context import KnowledgeBase
 from kb.errors import InvalidQuery
-from kb.postings import term_docs
+from kb.postings import phrase_docs, term_docs
 
-TEXT_FIELDS = ("title", "summary", "root_cause", "body")
+TEXT_FIELDS = ("title", "root_cause", "body")
 ALIASES = {"facet": ["facets"], "category": ["categories", "cat"], "service": ["services"], "severity": ["sev"]}
 DATE_FILTER_RE = re.compile(r"\b(before|after):(\S+)", re.IGNORECASE)
 FIELD_NAMES = {name: field for field, aliases in ALIASES.items() for name in [field, *aliases]}
@@ -24,7 +40,7 @@ FIELD_FILTER_RE = re.compile(
 SORTS = ("relevance", "newest", "severity")
 MAX_PER_PAGE = 100
 COUNTED_FIELDS = ("facet", "category", "severity")
-SPELLING_FIELDS = ("title", "summary", "root_cause")
+SPELLING_FIELDS = ("title", "root_cause", "body")
 WORD_RE = re.compile(r'"[^"]*"|\S+')
 
 
@@ -154,11 +170,18 @@ def search(
         if sort == "relevance" and isinstance(query, Every):
             kwargs = {"sortedby": sorting.FieldFacet("day_number", reverse=True)}
         ranked = "sortedby" not in kwargs
-        results = searcher.search(query, limit=page * per_page, **kwargs)
-        highlight_with_marks(results)
         # The scoring pass skips what cannot reach the page, so it does not count; the matched set, built
         # from posting lists, gives the total and the sidebar counts.
         matched = matching_docs(searcher, query)
+        scoring = ranking_query(query)
+        if scoring is query:
+            results = searcher.search(query, limit=page * per_page, **kwargs)
+        else:
+            # Whoosh checks phrases and exclusions in every document it meets, and cannot skip any while
+            # ranking; the matched set has applied them once, so ranking scores the rest within it.
+            results = searcher.search(scoring, limit=page * per_page, filter=matched, **kwargs) if matched else []
+        if results:
+            highlight_with_marks(results)
         counts = count_values(kb.index, searcher, matched) if with_counts else {}
         total = len(matched)
         hits = [hit_from(hit, ranked=ranked) for hit in results[(page - 1) * per_page : page * per_page]]
@@ -192,6 +215,44 @@ def highlight_with_marks(results) -> None:
     results.formatter = HtmlFormatter(tagname="mark", between=" … ")
 
 
+def ranking_query(node: Query) -> Query:
+    """Return the part of a query that ranks: phrases become all their words, negations go; node if neither.
+
+    Ranking runs within the documents the whole query matches, which hold all of each phrase's words and
+    none of what is negated, so it ranks the same documents without checking positions or exclusions.
+    """
+    ranked = _positive(node)
+    return Every() if ranked is None else ranked
+
+
+def _positive(node: Query, alternative: bool = False) -> Query | None:
+    # A negation among alternatives (drift OR NOT spanish) admits everything else; elsewhere it only excludes.
+    if isinstance(node, Not):
+        return Every() if alternative else None
+    if isinstance(node, Phrase):
+        return And([Term(node.fieldname, word) for word in node.words], boost=node.boost)
+    if isinstance(node, AndNot):
+        return _positive(node.a)
+    parts = {"subqueries": node.subqueries} if isinstance(node, CompoundQuery) else {}
+    if isinstance(node, BinaryQuery):
+        parts = {"a": node.a, "b": node.b}
+    either = isinstance(node, Or | DisjunctionMax)
+    changed = {}
+    for name, value in parts.items():
+        if name == "subqueries":
+            kept = [part for part in (_positive(child, either) for child in value) if part is not None]
+            if len(kept) != len(value) or any(a is not b for a, b in zip(kept, value, strict=True)):
+                changed[name] = kept or [Every()]
+        elif (new := _positive(value)) is not value:
+            changed[name] = Every() if new is None else new
+    if not changed:
+        return node
+    copied = copy.copy(node)
+    for name, value in changed.items():
+        setattr(copied, name, value)
+    return copied
+
+
 def matching_docs(searcher, query: Query) -> set[int]:
     """Return the numbers of the documents a query matches, combining each word's posting list as a set.
 
@@ -219,6 +280,10 @@ def matching_docs(searcher, query: Query) -> set[int]:
             return set(parts[0]).intersection(*parts[1:]) if parts else set()
         if isinstance(node, Or | DisjunctionMax):
             return set().union(*(docs(child) for child in node.subqueries))
+        if isinstance(node, Phrase) and node.slop == 1:
+            found = phrase_docs(searcher, node.fieldname, node.words)
+            if found is not None:
+                return found
         return set(searcher.docs_for_query(node))
 
     return docs(query)
@@ -249,13 +314,14 @@ def split_labels(value: str | None) -> list[str]:
 def hit_from(hit, *, ranked: bool = True) -> SearchHit:
     """Return a hit; when results are sorted by a field, Whoosh's score is that sort key, so report 0."""
     fields = hit.fields()
+    summary = fields.get("summary", "")
     highlight = ""
-    for name in ("root_cause", "summary", "body"):
-        highlight = hit.highlights(name, top=2)
+    # The root cause first, then the short summary (searched as part of the body), then the whole body.
+    for name, text in (("root_cause", None), ("body", summary), ("body", None)):
+        highlight = hit.highlights(name, text=text, top=2) if text != "" else ""
         if highlight:
             break
     if not highlight:
-        summary = fields.get("summary", "")
         highlight = html.escape(summary[:240] + ("…" if len(summary) > 240 else ""), quote=False)
     day = fields.get("date")
     return SearchHit(

@@ -7,9 +7,9 @@ from whoosh.analysis import RegexTokenizer, StandardAnalyzer, StemmingAnalyzer
 from whoosh.fields import ID, TEXT, Schema
 from whoosh.filedb.filestore import RamStorage
 from whoosh.formats import Positions
-from whoosh.query import Term
+from whoosh.query import Phrase, Term
 
-from kb.postings import PostmortemText, TermPositions, keep_lengths_in_memory, stemming_parts, term_docs
+from kb.postings import PostmortemText, TermPositions, keep_lengths_in_memory, phrase_docs, stemming_parts, term_docs
 from tests.conftest import SEED
 
 TEXTS = [
@@ -102,3 +102,7 @@ def test_term_docs_equal_whooshs_own_across_segments_and_deletions():
         assert len(searcher.reader().leaf_readers()) == 3
         for word in ("model", "drift", "the", "pipelin", "nosuchword", "retrain", "alert"):
             assert term_docs(searcher, "body", word) == set(searcher.docs_for_query(Term("body", word)))
+        for words in (["featur", "store"], ["root", "caus"], ["model", "drift"], ["on", "call"],
+                      ["data", "qualiti", "check"], ["nosuchword", "model"], ["model"]):
+            found = phrase_docs(searcher, "body", words)
+            assert found == set(searcher.docs_for_query(Phrase("body", words))), words

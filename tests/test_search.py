@@ -204,13 +204,19 @@ def test_similar_returns_other_postmortems(kb):
     "drift", "drift threshold", "drift AND forecast", "drift OR cache", "drift NOT spanish", "NOT drift",
     '"drift alerts"', "drif*", "(drift OR typo) AND NOT facet:people", "drift ANDMAYBE spanish",
     "drift facet:structure", "after:2024-01-01 drift", "title:forecast OR body:latency", "nosuchword",
+    'NOT "drift alerts" drift', '"drift alerts" OR typo', 'drift -"spanish queries"', 'title:"search ranking"',
+    '"nosuchword drift"', '(NOT drift) AND cache', 'drift AND NOT (cache OR "drift alerts")',
 ])
 def test_the_matched_set_is_exactly_what_whoosh_matches(kb, q):
-    from kb.search import build_query, matching_docs
+    from kb.search import build_query, matching_docs, ranking_query
 
     with kb.index.searcher() as searcher:
         query = build_query(searcher.schema, q)
-        assert matching_docs(searcher, query) == set(searcher.docs_for_query(query))
+        matched = matching_docs(searcher, query)
+        assert matched == set(searcher.docs_for_query(query))
+        # Ranking without phrases and negations, within the matched set, finds exactly those documents.
+        ranked = searcher.search(ranking_query(query), limit=None, filter=matched) if matched else []
+        assert {hit.docnum for hit in ranked} == matched
 
 
 def test_rebuilding_in_two_processes_gives_the_same_answers(kb):
