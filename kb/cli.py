@@ -17,6 +17,7 @@ from kb.errors import KBError, ParseError
 from kb.evaluate import (
     DEFAULT_EVAL_DIR,
     cross_validate,
+    evaluate_on_test,
     format_report,
     load_examples,
     model_predictor,
@@ -278,19 +279,31 @@ def retag_command(ctx: KBContext) -> None:
 @click.argument("paths", nargs=-1, type=click.Path(exists=True))
 @click.option("--folds", "k", type=click.IntRange(2, 20), default=5, show_default=True)
 @click.option("--rules-only", is_flag=True, help="Evaluate the rules without training a model.")
+@click.option("--test", "test_path", type=click.Path(exists=True),
+              help="Train on PATHS and score the labelled postmortems under this path, without cross-validation.")
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
-def eval_command(paths: tuple[str, ...], k: int, rules_only: bool, fmt: str) -> None:
+def eval_command(paths: tuple[str, ...], k: int, rules_only: bool, test_path: str | None, fmt: str) -> None:
     """Cross-validate the tagger on labelled postmortems (default: seed_data) against a naive baseline."""
     taxonomy = _taxonomy()
     examples = load_examples(paths or [DEFAULT_EVAL_DIR], taxonomy)
-    if len(examples) < k:
-        raise click.ClickException(f"{len(examples)} labelled postmortems found; {k}-fold needs at least {k}")
     predictor = rules_predictor(taxonomy) if rules_only else model_predictor(taxonomy)
-    report = cross_validate(examples, taxonomy, predictor, k)
+    description = "rules" if rules_only else "rules+model"
+    if test_path:
+        test = load_examples([test_path], taxonomy)
+        if not test:
+            raise click.ClickException(f"no labelled postmortems found under {test_path}")
+        report = evaluate_on_test(examples, test, taxonomy, predictor)
+        heading = (f"{description}: trained on {len(examples)} labelled postmortems, "
+                   f"tested on {len(test)} in {test_path}")
+    else:
+        if len(examples) < k:
+            raise click.ClickException(f"{len(examples)} labelled postmortems found; {k}-fold needs at least {k}")
+        report = cross_validate(examples, taxonomy, predictor, k)
+        heading = f"{description}: {k}-fold cross-validation on {len(examples)} labelled postmortems"
     if fmt == "json":
         click.echo(json.dumps(report_as_dict(report), indent=2))
     else:
-        click.echo(format_report(report, len(examples), k, "rules" if rules_only else "rules+model"))
+        click.echo(format_report(report, heading))
 
 
 @cli.group("taxonomy")

@@ -63,14 +63,28 @@ def cross_validate(
     k: int = 5,
 ) -> dict[str, dict]:
     """Train on k-1 folds, predict the held-out fold, and score all held-out predictions per kind."""
-    gold: list[set[str]] = []
+    held_out: list[Example] = []
     predicted: list[set[str]] = []
-    baseline: list[set[str]] = []
     for train, test in folds(examples, k):
-        predict = make_predictor(train)
-        gold += [e.labels for e in test]
-        predicted += predict(test)
-        baseline += [baseline_predict(e, taxonomy) for e in test]
+        held_out += test
+        predicted += make_predictor(train)(test)
+    return score_report(held_out, predicted, taxonomy)
+
+
+def evaluate_on_test(
+    train: list[Example],
+    test: list[Example],
+    taxonomy: Taxonomy,
+    make_predictor: Callable[[list[Example]], Callable[[list[Example]], list[set[str]]]],
+) -> dict[str, dict]:
+    """Train once on train, predict test, and score the predictions per kind (no cross-validation)."""
+    return score_report(test, make_predictor(train)(test), taxonomy)
+
+
+def score_report(examples: Sequence[Example], predicted: list[set[str]], taxonomy: Taxonomy) -> dict[str, dict]:
+    """Score predictions and the naive baseline against the examples' own labels, per kind."""
+    gold = [e.labels for e in examples]
+    baseline = [baseline_predict(e, taxonomy) for e in examples]
     report = {}
     for kind in ("facet", "category"):
         labels = [label.id for label in taxonomy.of_kind(kind)]
@@ -81,9 +95,9 @@ def cross_validate(
     return report
 
 
-def format_report(report: dict[str, dict], n_examples: int, k: int, description: str) -> str:
-    """Return the evaluation as plain-text tables."""
-    lines = [f"{description}: {k}-fold cross-validation on {n_examples} labelled postmortems", ""]
+def format_report(report: dict[str, dict], heading: str) -> str:
+    """Return the evaluation as plain-text tables under a one-line heading."""
+    lines = [heading, ""]
     for kind, results in report.items():
         tagger, base = results["tagger"], results["baseline"]
         lines.append(f"{PLURAL[kind]:<24} {'P':>6} {'R':>6} {'F1':>6} {'support':>8}   baseline F1")

@@ -7,10 +7,12 @@ from bisect import bisect_right
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
+import numpy
+from spacy.attrs import IDX
 from spacy.matcher import PhraseMatcher
 from spacy.tokens import Doc, Span
 
-from nlp.model import TextModel
+from nlp.model import TEXTCAT, Bag, TextModel, bag_of_lemmas
 from nlp.pipeline import SECTION_SEPARATOR, build_pipeline, lower_same_length, separate_blocks
 from nlp.taxonomy import Taxonomy
 
@@ -53,6 +55,7 @@ class Analysis:
     hits: dict[str, list[tuple[float, str]]]
     text: str
     doc: Doc
+    sections: list[tuple[int, str]]  # where each section starts in text, and its key
     cues: dict[str, set[str]] = field(default_factory=dict)  # label -> the words that matched its cues
 
 
@@ -93,13 +96,14 @@ class Tagger:
     def __init__(self, taxonomy: Taxonomy, model: TextModel | None = None):
         self.taxonomy = taxonomy
         self.model = model
-        # With a model, its pipeline (ending in the classifier) parses text once for rules and model alike.
+        # With a model, its pipeline parses text for rules and model alike; the classifier reads the parse's
+        # lemmas directly (TextModel.predict), so it never runs as a pipeline step.
         self.nlp = model.nlp if model is not None else build_pipeline()
+        self.skip = [TEXTCAT] if model is not None else []
         self.kinds = {label.id: label.kind for label in taxonomy.labels}
-        self.cue_matchers = (
-            PhraseMatcher(self.nlp.vocab, attr="LEMMA"),
-            PhraseMatcher(self.nlp.vocab, attr="LOWER"),
-        )
+        # Text is lower-cased before parsing and lemmas are looked up from the lower-case form, so a cue that
+        # matches on lower case also matches on lemmas: one lemma matcher finds both.
+        self.cue_matcher = PhraseMatcher(self.nlp.vocab, attr="LEMMA")
         self.negative_matcher = PhraseMatcher(self.nlp.vocab, attr="LEMMA")
         # Matcher keys carry the strength of the cue: "label" for cues, "label~weak" for weak cues.
         self.cue_weights: dict[str, tuple[str, float]] = {}
@@ -109,12 +113,11 @@ class Tagger:
                 if not cues:
                     continue
                 self.cue_weights[key] = (label.id, weight)
-                patterns = list(self.nlp.pipe(lower_same_length(cue) for cue in cues))
-                for matcher in self.cue_matchers:
-                    matcher.add(key, patterns)
+                patterns = list(self.nlp.pipe((lower_same_length(cue) for cue in cues), disable=self.skip))
+                self.cue_matcher.add(key, patterns)
             if label.negative:
                 self.negative_matcher.add(
-                    label.id, list(self.nlp.pipe(lower_same_length(c) for c in label.negative))
+                    label.id, list(self.nlp.pipe((lower_same_length(c) for c in label.negative), disable=self.skip))
                 )
         if model is not None:
             self.model_labels = [label for label in model.labels if label in self.kinds]
@@ -129,50 +132,75 @@ class Tagger:
         rule_scores = [self.rule_scores(a) for a in analyses]
         if self.model is None:
             return [self._rules_only(a, scores) for a, scores in zip(analyses, rule_scores, strict=True)]
-        probabilities = [dict(a.doc.cats) for a in analyses]
+        probabilities = self.model.predict([self.model_input(a) for a in analyses])
         return [self._combined(a, scores, probs)
                 for a, scores, probs in zip(analyses, rule_scores, probabilities, strict=True)]
 
     def analyse(self, documents: Iterable[Sequence[tuple[str, str]]]) -> list[Analysis]:
         """Parse each document once and collect its cue matches, weighted by the section they sit in."""
         joined = [join_sections(doc) for doc in documents]
-        parsed = self.nlp.pipe((lower_same_length(text) for text, _ in joined), batch_size=64)
+        lowered = [lower_same_length(text) for text, _ in joined]
+        parsed = self.nlp.pipe(lowered, batch_size=64, disable=self.skip)
         analyses = []
-        for (text, starts), doc in zip(joined, parsed, strict=True):
+        for (text, starts), lower, doc in zip(joined, lowered, parsed, strict=True):
             offsets = [offset for offset, _ in starts]
-            analysis = Analysis({}, text, doc)
-            for label_id, sentence, cue_weight, matched in self._matches(doc):
+            analysis = Analysis({}, text, doc, starts)
+            for label_id, sentence, cue_weight, matched in self._matches(doc, lower):
                 key = starts[bisect_right(offsets, sentence.start_char) - 1][1]
-                weight = TITLE_WEIGHT if key == "title" else self.taxonomy.section_weights.get(key, 1.0)
+                weight = self._section_weight(key)
                 evidence = clean_sentence(text[sentence.start_char : sentence.end_char])
                 analysis.hits.setdefault(label_id, []).append((cue_weight * weight, evidence))
                 analysis.cues.setdefault(label_id, set()).add(matched)
             analyses.append(analysis)
         return analyses
 
+    def model_input(self, analysis: Analysis) -> Bag:
+        """Return the document's bag of lemmas for the model, each word weighted by its section."""
+        offsets = numpy.asarray([offset for offset, _ in analysis.sections])
+        weights = numpy.asarray([self._section_weight(key) for _, key in analysis.sections], dtype="f")
+        section = numpy.searchsorted(offsets, analysis.doc.to_array(IDX), side="right") - 1
+        return bag_of_lemmas(analysis.doc, weights[section])
+
+    def _section_weight(self, key: str) -> float:
+        return TITLE_WEIGHT if key == "title" else self.taxonomy.section_weights.get(key, 1.0)
+
     def rule_scores(self, analysis: Analysis) -> dict[str, float]:
         """Return the rules' score of every label they found."""
         return {label: rule_score(found) for label, found in analysis.hits.items()}
 
-    def _matches(self, doc: Doc) -> list[tuple[str, Span, float, str]]:
-        """Return (label, sentence, cue weight, matched words) once per label and sentence, for cues not negated."""
+    def _matches(self, doc: Doc, text: str) -> list[tuple[str, Span, float, str]]:
+        """Return (label, sentence, cue weight, matched words) once per label and sentence, for cues not negated.
+
+        text is the document's own text (Doc.text would join every token again).
+        """
         vocab = self.nlp.vocab.strings
-        negatives = {(vocab[m], doc[s].sent.start) for m, s, _e in self.negative_matcher(doc)}
+        sentences = list(doc.sents)
+        starts = [sentence.start for sentence in sentences]
+        ruled_out: dict[int, bool] = {}
+
+        def sentence_at(i: int) -> Span:
+            return sentences[bisect_right(starts, i) - 1]
+
+        negatives = {(vocab[m], sentence_at(s).start) for m, s, _e in self.negative_matcher(doc)}
         found: dict[tuple[str, int], tuple[Span, float, str]] = {}
-        for matcher in self.cue_matchers:
-            for match_id, start, end in matcher(doc):
-                label_id, weight = self.cue_weights[vocab[match_id]]
-                sentence = doc[start].sent
-                key = (label_id, sentence.start)
-                if key in found and found[key][1] >= weight:
-                    continue
-                if key in negatives or self._negated(doc, sentence, start):
-                    continue
-                found[key] = (sentence, weight, doc[start:end].text)
+        for match_id, start, end in self.cue_matcher(doc):
+            label_id, weight = self.cue_weights[vocab[match_id]]
+            sentence = sentence_at(start)
+            key = (label_id, sentence.start)
+            if key in found and found[key][1] >= weight:
+                continue
+            if key in negatives or self._negated(doc, sentence, start):
+                continue
+            if sentence.start not in ruled_out:
+                ruled_out[sentence.start] = bool(RULED_OUT.search(text, sentence.start_char, sentence.end_char))
+            if ruled_out[sentence.start]:
+                continue
+            found[key] = (sentence, weight, doc[start:end].text)
         return [(label_id, *match) for (label_id, _), match in found.items()]
 
     @staticmethod
     def _negated(doc: Doc, sentence: Span, start: int) -> bool:
+        """Return whether a negating word shortly before start, in the same clause, cancels the cue."""
         for token in reversed(doc[max(sentence.start, start - NEGATION_WINDOW) : start]):
             if token.lower_ in CLAUSE_BREAKS:
                 break  # "without retraining and went stale": the negation stays in its own clause
@@ -180,7 +208,7 @@ class Tagger:
                 following = doc[token.i + 1].lower_ if token.i + 1 < len(doc) else ""
                 if not (token.lower_ == "no" and following in NOT_NEGATING_AFTER_NO):
                     return True
-        return bool(RULED_OUT.search(sentence.text))
+        return False
 
     @staticmethod
     def _evidence(found: Sequence[tuple[float, str]]) -> list[str]:
@@ -224,9 +252,8 @@ class Tagger:
     def _sentence_probabilities(self, analysis: Analysis) -> list[tuple[Span, dict[str, float]]]:
         """Return the model's label probabilities for each sentence long enough to stand as evidence."""
         sentences = [sentence for sentence in analysis.doc.sents if len(sentence) >= MIN_EVIDENCE_TOKENS]
-        # A Doc of the words alone is all the bag-of-words model reads, and much cheaper than Span.as_doc().
-        docs = [Doc(self.nlp.vocab, words=[token.text for token in sentence]) for sentence in sentences]
-        return list(zip(sentences, self.model.predict(docs), strict=True))
+        probabilities = self.model.predict_spans(analysis.doc, [(s.start, s.end) for s in sentences])
+        return list(zip(sentences, probabilities, strict=True))
 
     def _model_evidence(self, analysis: Analysis, sentence_probs, label: str) -> list[str]:
         """Return the sentence the model finds most typical of label, for tags the rules did not see."""

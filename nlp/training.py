@@ -51,7 +51,7 @@ def fit_model(
     """Train the model on all documents, with each label's blend and threshold chosen on inner held-out folds."""
     labels = [label.id for label in rules.taxonomy.labels]
     analyses = rules.analyse(documents)
-    docs = [a.doc for a in analyses]
+    bags = [rules.model_input(a) for a in analyses]
     order = list(range(len(analyses)))
     random.Random(seed).shuffle(order)
     held_out: list[tuple[dict[str, float], dict[str, float]]] = []
@@ -60,8 +60,8 @@ def fit_model(
         for fold in range(inner_folds):
             test = [i for position, i in enumerate(order) if position % inner_folds == fold]
             train = [i for position, i in enumerate(order) if position % inner_folds != fold]
-            model = train_model([docs[i] for i in train], [label_sets[i] for i in train], labels, seed=seed)
-            probabilities = model.predict([docs[i] for i in test])
+            model = train_model([bags[i] for i in train], [label_sets[i] for i in train], labels, seed=seed)
+            probabilities = model.predict([bags[i] for i in test])
             held_out += [(rules.rule_scores(analyses[i]), probs) for i, probs in zip(test, probabilities, strict=True)]
             held_gold += [label_sets[i] for i in test]
     thresholds, weights = {}, {}
@@ -69,6 +69,6 @@ def fit_model(
         weights[label], thresholds[label] = choose_blend(
             held_out, held_gold, label, rules.taxonomy.threshold_for(label)
         )
-    model = train_model(docs, list(label_sets), labels, seed=seed)
+    model = train_model(bags, list(label_sets), labels, seed=seed)
     model.meta = {"thresholds": thresholds, "rule_weights": weights, "documents": len(analyses)}
     return model

@@ -2,9 +2,23 @@
 
 from __future__ import annotations
 
-import pytest
+import json
+import shutil
 
-from kb.evaluate import Example, baseline_predict, cross_validate, load_examples, model_predictor, rules_predictor
+import pytest
+from click.testing import CliRunner
+
+from kb.cli import cli
+from kb.evaluate import (
+    Example,
+    baseline_predict,
+    cross_validate,
+    evaluate_on_test,
+    load_examples,
+    model_predictor,
+    report_as_dict,
+    rules_predictor,
+)
 from nlp.metrics import Score, evaluate_sets
 from nlp.taxonomy import load_taxonomy
 from tests.conftest import ROOT, SEED
@@ -39,3 +53,42 @@ def test_cross_validated_tagger_beats_the_baseline(taxonomy, predictor):
         tagger, baseline = report[kind]["tagger"]["micro"], report[kind]["baseline"]["micro"]
         # A guard against regressions: today's figures are well above these floors (see the README).
         assert tagger.f1 >= baseline.f1 + 0.25, (kind, tagger, baseline)
+
+
+def _copy_seed(names: list[str], folder):
+    folder.mkdir()
+    for name in names:
+        shutil.copy(SEED / name, folder / name)
+    return folder
+
+
+def test_eval_test_option_trains_on_paths_and_scores_the_test_folder(tmp_path, taxonomy):
+    files = sorted(p.name for p in SEED.glob("*.md"))
+    train = _copy_seed(files[:14], tmp_path / "train")
+    test = _copy_seed(files[14:17], tmp_path / "test")
+    runner = CliRunner(env={"KB_DATA_DIR": str(tmp_path / "data")})
+
+    table = runner.invoke(cli, ["eval", str(train), "--test", str(test)])
+    assert table.exit_code == 0, table.output
+    assert table.output.splitlines()[0] == f"rules+model: trained on 14 labelled postmortems, tested on 3 in {test}"
+
+    result = runner.invoke(cli, ["eval", str(train), "--test", str(test), "--rules-only", "--format", "json"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.output)
+    test_examples = load_examples([test], taxonomy)
+    for kind in ("facet", "category"):
+        supports = {label: score["support"] for label, score in report[kind]["tagger"]["labels"].items()}
+        assert supports == {label.id: sum(label.id in e.labels for e in test_examples)
+                            for label in taxonomy.of_kind(kind)}
+    # Rules do not learn, so training on other files must not change what they score on the test folder.
+    direct = evaluate_on_test([], test_examples, taxonomy, rules_predictor(taxonomy))
+    assert report == report_as_dict(direct)
+
+
+def test_eval_test_option_rejects_a_folder_without_labelled_postmortems(tmp_path):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    runner = CliRunner(env={"KB_DATA_DIR": str(tmp_path / "data")})
+    result = runner.invoke(cli, ["eval", "--rules-only", "--test", str(empty)])
+    assert result.exit_code != 0
+    assert f"no labelled postmortems found under {empty}" in result.output

@@ -47,12 +47,12 @@ def test_inflected_forms_match_through_lemmas(tagger):
 
 
 def test_sections_weigh_differently(tagger):
-    sentence = "The config file had a typo in it."
+    sentence = "The default value had a typo in it."
     assert labels(tagger, ("root_cause", "A misconfigured threshold flipped every decision.")) == ["configuration"]
     assert labels(tagger, ("action_items", "Check for misconfigured thresholds.")) == []
     # Weak cues need company: one mention is not enough, several are.
     assert labels(tagger, ("root_cause", sentence)) == []
-    assert labels(tagger, ("root_cause", " ".join([sentence] * 3 + ["Another typo hid in a second config file."]))) == [
+    assert labels(tagger, ("root_cause", " ".join([sentence] * 3 + ["Another typo hid in a second default value."]))) == [
         "configuration"]
 
 

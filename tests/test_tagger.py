@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import pytest
+import spacy
 
 from kb.ingest import tagger_input
 from kb.parse import parse_file
-from nlp.tagger import clean_sentence
+from nlp.model import TextModel, bag_of_lemmas, train_model
+from nlp.pipeline import SENTENCE_ENDS, build_pipeline, lower_same_length
+from nlp.tagger import Tagger, clean_sentence, join_sections
 from nlp.taxonomy import TaxonomyError, check_taxonomy_data, load_taxonomy, read_taxonomy_data
 from tests.conftest import SEED, TAXONOMY, labels
 
@@ -37,6 +40,13 @@ from tests.conftest import SEED, TAXONOMY, labels
         ("The support bot leaked personal data through a prompt injection.", ["privacy-security"]),
         ("No one owned the job.", ["structure"]),
         ("The pipeline had no owner.", ["structure"]),
+        ("The export died partway through and still reported success.", ["pipeline-failure"]),
+        ("The cap was set to 250 in the pricing config instead of 2.5.", ["configuration"]),
+        ("The classifier had never seen messages in Portuguese.", ["data-drift"]),
+        ("Placeholder dates and duplicate rows filled the training table.", ["data-quality"]),
+        ("We rolled back to v11 because v12 did worse than the old model.", ["model-regression"]),
+        ("Nothing alerted: the dashboards showed latency and error rate, and both were fine.", ["monitoring-gap"]),
+        ("Declines were five times as likely for customers paying from abroad.", ["fairness-bias"]),
     ],
 )
 def test_a_clear_root_cause_gets_its_label(tagger, text, expected):
@@ -56,6 +66,20 @@ def test_a_clear_root_cause_gets_its_label(tagger, text, expected):
     ],
 )
 def test_negated_or_ruled_out_statements_do_not_count(tagger, text, label):
+    assert label not in labels(tagger, ("root_cause", text))
+
+
+@pytest.mark.parametrize(
+    ("text", "label"),
+    [
+        # The lookup table lemmatises "worse" to "wrong"; a cue "was worse" must not match "was wrong".
+        ("The delivery estimate was wrong for a week.", "model-regression"),
+        # Alerts that fired to a team that no longer owned the job are an ownership problem, not a monitoring gap.
+        ("The failure alerts went to a channel nobody on the new team read.", "monitoring-gap"),
+        ("A memory leak in the tokenizer cache grew each pod until it was killed.", "privacy-security"),
+    ],
+)
+def test_look_alike_wordings_do_not_count(tagger, text, label):
     assert label not in labels(tagger, ("root_cause", text))
 
 
@@ -158,3 +182,62 @@ def test_load_taxonomy_reads_yaml_and_refuses_a_bad_file(tmp_path):
     with pytest.raises(TaxonomyError) as caught:
         load_taxonomy(bad)
     assert caught.value.problems == ["label 'drift': has no cue phrases, so the rules can never suggest it"]
+
+
+def test_the_sentencizer_splits_like_spacys_own():
+    reference = spacy.blank("en")
+    ours = build_pipeline()
+    reference.tokenizer = ours.tokenizer
+    reference.add_pipe("sentencizer", config={"punct_chars": SENTENCE_ENDS})
+    texts = [lower_same_length(join_sections(tagger_input(parse_file(path)))[0])
+             for path in sorted(SEED.glob("*.md"))[:20]]
+    texts += ["", "x", '"Stop." she said. "Go!" ok', "a.\n\n\n b", ". a", "one\n\ntwo"]
+    assert [[s.start for s in doc.sents] for doc in ours.pipe(texts)] == [
+        [s.start for s in doc.sents] for doc in reference.pipe(texts)]
+
+
+def test_version_numbers_split_off_and_comparatives_keep_their_lemma():
+    doc = build_pipeline()("rolled back to v12, which was worse")
+    assert [(t.text, t.lemma_) for t in doc] == [
+        ("rolled", "roll"), ("back", "back"), ("to", "to"), ("v", "v"), ("12", "12"), (",", ","),
+        ("which", "which"), ("was", "be"), ("worse", "worse")]
+
+
+@pytest.fixture(scope="module")
+def small_model():
+    """A model trained on a few one-line documents per label, enough to learn their words."""
+    texts = {"data-drift": "customers changed and the inputs moved far from the training data",
+             "configuration": "a wrong value in the settings file set the cap too high"}
+    pipeline = build_pipeline()
+    docs = [pipeline(f"{text} {n}") for n in range(8) for text in texts.values()]
+    gold = [{label} for _n in range(8) for label in texts]
+    return train_model([bag_of_lemmas(doc) for doc in docs], gold, list(texts), epochs=30)
+
+
+def test_the_model_learns_its_labels_words(small_model):
+    pipeline = build_pipeline()
+    drift, config = small_model.predict([bag_of_lemmas(pipeline(text)) for text in (
+        "the inputs moved after customers changed", "the settings file held a wrong value")])
+    assert drift["data-drift"] > 0.5 > drift["configuration"]
+    assert config["configuration"] > 0.5 > config["data-drift"]
+
+
+def test_sentence_scores_equal_scoring_each_sentence_alone(small_model):
+    pipeline = build_pipeline()
+    doc = pipeline("the settings file held a wrong value. the inputs moved after customers changed.")
+    sentences = list(doc.sents)
+    alone = small_model.predict([bag_of_lemmas(pipeline(s.text)) for s in sentences])
+    spans = small_model.predict_spans(doc, [(s.start, s.end) for s in sentences])
+    assert [{k: round(v, 6) for k, v in p.items()} for p in spans] == [
+        {k: round(v, 6) for k, v in p.items()} for p in alone]
+
+
+def test_a_saved_model_loads_and_tags_the_same(small_model, tmp_path):
+    small_model.save(tmp_path / "model")
+    assert TextModel.exists(tmp_path / "model")
+    loaded = TextModel.load(tmp_path / "model")
+    pipeline = build_pipeline()
+    bag = bag_of_lemmas(pipeline("the inputs moved after customers changed"))
+    assert loaded.predict([bag]) == small_model.predict([bag])
+    tagged = Tagger(load_taxonomy(TAXONOMY), loaded).tag([("root_cause", "The inputs moved after customers changed.")])
+    assert [(s.label, s.method) for s in tagged if s.label == "data-drift"] == [("data-drift", "rules+model")]
