@@ -85,6 +85,9 @@ def run(count: int) -> None:
         print(f"  other  {elapsed - measured:7.1f} s  {100 * (elapsed - measured) / elapsed:5.1f}%")
         print(f"  peak memory {peak_rss_mb():,.0f} MB, "
               f"indexing process {peak_rss_mb(resource.RUSAGE_CHILDREN):,.0f} MB")
+        own, children = (resource.getrusage(who) for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN))
+        print(f"  CPU time: this process {own.ru_utime + own.ru_stime:.1f} s, "
+              f"indexing processes {children.ru_utime + children.ru_stime:.1f} s")
         started = time.perf_counter()
         again = kb.ingest.import_paths(knowledge_base, [folder])
         print(f"unchanged re-import: {again.counts()} in {time.perf_counter() - started:.1f} s")

@@ -7,10 +7,12 @@ import logging
 from sqlmodel import delete as sql_delete
 
 from kb.context import KnowledgeBase
-from kb.ingest import FileResult, store_parsed, tagger_input
+from kb.ingest import tagger_input
 from kb.models import Postmortem, PostmortemLabel, PostmortemService
 from kb.parse import parse_bytes
+from kb.records import store_parsed
 from kb.reindex import index_postmortems
+from kb.sources import FileResult
 from kb.storage import get_postmortem
 
 log = logging.getLogger(__name__)

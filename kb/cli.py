@@ -25,12 +25,13 @@ from kb.evaluate import (
     rules_predictor,
 )
 from kb.export import FORMATS, export_all
-from kb.ingest import JSONL_BACKUP, discover_files, expand_sources, import_files, tagger_input
+from kb.ingest import import_files, tagger_input
 from kb.models import Postmortem
 from kb.parse import parse_file
 from kb.reindex import rebuild_index
 from kb.schema import upgrade_db
 from kb.search import SORTS, search
+from kb.sources import JSONL_BACKUP, discover_files, expand_sources
 from kb.storage import label_counts, make_engine
 from kb.training import retag_all, train_tagger
 from kb.trends import PERIODS, compute_trends

@@ -9,8 +9,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from kb.errors import ParseError
-from kb.ingest import discover_files, tagger_input
+from kb.ingest import tagger_input
 from kb.parse import ParsedPostmortem, parse_file
+from kb.sources import discover_files
 from nlp.metrics import evaluate_sets
 from nlp.tagger import Tagger
 from nlp.taxonomy import Taxonomy

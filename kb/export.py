@@ -11,9 +11,9 @@ from sqlmodel import Session
 
 from kb.context import KnowledgeBase
 from kb.errors import KBError
-from kb.ingest import JSONL_BACKUP
 from kb.models import Postmortem, PostmortemLabel
 from kb.parse import parse_text
+from kb.sources import JSONL_BACKUP
 from kb.storage import postmortem_batches, postmortem_record, tags_for
 
 FORMATS = ("markdown", "jsonl")

@@ -99,6 +99,17 @@ def document_for(postmortem: Postmortem, facets: list[str], categories: list[str
     return doc
 
 
+def bits_of(docnums: Iterable[int]) -> int:
+    """Return a set of document numbers as an integer whose bit n is set for document n."""
+    docnums = list(docnums)
+    if not docnums:
+        return 0
+    buffer = bytearray((max(docnums) >> 3) + 1)
+    for docnum in docnums:
+        buffer[docnum >> 3] |= 1 << (docnum & 7)
+    return int.from_bytes(buffer, "little")
+
+
 def retry_vanished_toc(read: Callable[[], T]) -> T:
     """Call read again while the table of contents it found newest vanishes before it is opened."""
     # A writer deletes the previous table of contents when it commits, possibly between a reader's finding it
@@ -150,7 +161,7 @@ class SearchIndex:
         self.path = Path(path)
         self._index = None
         self._searcher = None
-        self._value_docs: dict[tuple[str, str], frozenset[int]] = {}
+        self._value_bits: dict[tuple[str, str], int] = {}
         self._lock = threading.RLock()
         self._depth = 0
         self._finalizer = None
@@ -195,25 +206,25 @@ class SearchIndex:
                 return
             self._searcher.close()
         self._searcher = retry_vanished_toc(self.index.searcher)
-        self._value_docs = {}
+        self._value_bits = {}
         if self._finalizer is not None:
             self._finalizer.detach()
         # Close the files when this object goes away, rather than leave them to the garbage collector.
         self._finalizer = weakref.finalize(self, self._searcher.close)
 
-    def value_docs(self, searcher, field: str, value: str) -> frozenset[int]:
-        """Return the numbers of the documents holding value in field, remembered until the index changes."""
+    def value_bits(self, searcher, field: str, value: str) -> int:
+        """Return the documents holding value in field as bits of an integer, remembered until the index changes."""
         key = (field, value)
-        if key not in self._value_docs:
-            self._value_docs[key] = frozenset(searcher.docs_for_query(Term(field, value)))
-        return self._value_docs[key]
+        if key not in self._value_bits:
+            self._value_bits[key] = bits_of(searcher.docs_for_query(Term(field, value)))
+        return self._value_bits[key]
 
     def close(self) -> None:
         """Close the shared searcher."""
         with self._lock:
             if self._finalizer is not None:
                 self._finalizer()
-            self._searcher, self._finalizer, self._value_docs = None, None, {}
+            self._searcher, self._finalizer, self._value_bits = None, None, {}
 
     def upsert(self, documents: Iterable[dict], *, procs: int = 1) -> int:
         """Add or replace documents by slug in one commit; return how many were written."""

@@ -54,6 +54,9 @@ class _Stems(dict):
 
 
 _stems: dict[object, _Stems] = {}
+# The unstemmed words of the text indexed last: Whoosh asks for a field's spelling words right after its
+# postings, for the same text, and this saves reading it twice.
+_last_words: tuple[str | None, set[str]] = (None, set())
 
 
 def term_positions(text: str, parts: tuple) -> dict[str, list[int]]:
@@ -62,7 +65,9 @@ def term_positions(text: str, parts: tuple) -> dict[str, list[int]]:
     stems = _stems.get(stem)
     if stems is None:
         stems = _stems[stem] = _Stems(stem)
+    global _last_words
     positions: dict[str, list[int]] = defaultdict(list)
+    words = set()
     position = None
     for index, match in enumerate(pattern.finditer(text)):
         word = match.group(0).lower()
@@ -71,6 +76,8 @@ def term_positions(text: str, parts: tuple) -> dict[str, list[int]]:
         # The first kept word keeps its place; the ones after it are numbered on without gaps.
         position = index if position is None else position + 1
         positions[stems[word]].append(position)
+        words.add(word)
+    _last_words = (text, words)
     return positions
 
 
@@ -108,6 +115,8 @@ class PostmortemText(TEXT):
         parts = stemming_parts(self.analyzer) if isinstance(value, str) else None
         if parts is None:
             words = set(super().spellable_words(value))
+        elif _last_words[0] is value:
+            words = set(_last_words[1])
         else:
             pattern, stops, minsize, _ = parts
             words = {match.group(0).lower() for match in pattern.finditer(value)}

@@ -29,6 +29,7 @@ from whoosh.query import (
 
 from kb.context import KnowledgeBase
 from kb.errors import InvalidQuery
+from kb.index import bits_of
 from kb.postings import phrase_docs, term_docs
 
 TEXT_FIELDS = ("title", "root_cause", "body")
@@ -292,15 +293,16 @@ def matching_docs(searcher, query: Query) -> set[int]:
 def count_values(index, searcher, matched: set[int]) -> dict[str, dict[str, int]]:
     """Count the matched documents per value of each filter field, by intersecting sets of document numbers.
 
-    The fields hold a handful of values each, and each value's documents are remembered until the index
-    changes, so this is a few set intersections rather than a pass over every matched document.
+    The sets are bits of integers: each value's documents are remembered until the index changes, and an
+    AND with a bit count per value is a few microseconds however many documents match.
     """
+    matched_bits = bits_of(matched)
     counts = {}
     for name in COUNTED_FIELDS:
         found = {}
         for value in searcher.lexicon(name):
             label = value.decode() if isinstance(value, bytes) else value
-            n = len(matched.intersection(index.value_docs(searcher, name, label)))
+            n = (matched_bits & index.value_bits(searcher, name, label)).bit_count()
             if n:
                 found[label] = n
         counts[name] = dict(sorted(found.items(), key=lambda kv: (-kv[1], kv[0])))

@@ -10,8 +10,8 @@ from sqlmodel import select
 
 from kb.context import KnowledgeBase
 from kb.errors import KBError
-from kb.ingest import merge_tags
 from kb.models import Postmortem, PostmortemLabel
+from kb.records import merge_tags
 from kb.reindex import index_postmortems
 from nlp.tagger import Tagger
 from nlp.training import fit_model

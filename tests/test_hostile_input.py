@@ -16,11 +16,12 @@ from sqlalchemy.exc import OperationalError
 from sqlmodel import select
 
 from app import cli
-from kb import ingest
+from kb import records
 from kb.errors import ParseError
-from kb.ingest import discover_files, import_paths
+from kb.ingest import import_paths
 from kb.models import Postmortem, PostmortemLabel, PostmortemService
 from kb.parse import parse_bytes, parse_text
+from kb.sources import discover_files
 from kb.storage import postmortem_record, tags_for
 from tests.test_web import csrf_from, sign_in
 
@@ -252,14 +253,14 @@ def test_a_hostile_batch_changes_nothing_already_stored(kb, write_md, tmp_path, 
     }
     for name, text in batch.items():
         (hostile / name).write_text(text, encoding="utf-8")
-    real_set_services = ingest.set_services
+    real_set_services = records.set_services
 
     def set_services_failing(*, session, postmortem):
         if postmortem.slug == "db-fails":  # after the row was flushed: it must be rolled back
             raise OperationalError("INSERT INTO postmortemservice", {}, Exception("disk I/O error"))
         return real_set_services(session=session, postmortem=postmortem)
 
-    monkeypatch.setattr(ingest, "set_services", set_services_failing)
+    monkeypatch.setattr(records, "set_services", set_services_failing)
     report = import_paths(kb, [hostile])
     assert outcomes(report) == [
         ("2024-03-02-drift.md", "failed",

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from sqlmodel import select
 
-from kb import ingest
+from kb import ingest, records
 from kb.errors import KBError
 from kb.ingest import import_paths
 from kb.models import Postmortem, PostmortemLabel, PostmortemService
@@ -140,7 +140,7 @@ def test_a_human_rejection_survives_reimport_of_a_changed_file(kb, write_md):
 
 def test_a_failed_file_leaves_nothing_behind(kb, docs, monkeypatch):
     # Tags are written by new_tag_rows when a batch is stored together, by merge_tags file by file.
-    real_merge, real_rows = ingest.merge_tags, ingest.new_tag_rows
+    real_merge, real_rows = records.merge_tags, ingest.new_tag_rows
 
     def merge_failing_on_stampede(*, postmortem, **kwargs):
         if postmortem.slug == "stampede":
@@ -152,7 +152,7 @@ def test_a_failed_file_leaves_nothing_behind(kb, docs, monkeypatch):
             raise KBError("tag store unavailable")
         return real_rows(parsed=parsed, **kwargs)
 
-    monkeypatch.setattr(ingest, "merge_tags", merge_failing_on_stampede)
+    monkeypatch.setattr(records, "merge_tags", merge_failing_on_stampede)
     monkeypatch.setattr(ingest, "new_tag_rows", rows_failing_on_stampede)
     report = import_paths(kb, docs[:3])
     assert outcomes(report)[2] == ("stampede.md", "failed", "stampede", "tag store unavailable")
