@@ -20,7 +20,7 @@ from whoosh.query import Term
 from whoosh.writing import CLEAR
 
 from kb.models import Postmortem
-from kb.postings import PostmortemText, keep_lengths_in_memory
+from kb.postings import PostmortemText, tune_whoosh
 
 WRITER_TIMEOUT_S = 60.0  # Whoosh allows one writer: wait this long for the lock before failing.
 # Segments as plain files: a compound segment is copied into memory whole every time a searcher opens it.
@@ -157,7 +157,7 @@ class SearchIndex:
     """
 
     def __init__(self, path: str | Path):
-        keep_lengths_in_memory()
+        tune_whoosh()
         self.path = Path(path)
         self._index = None
         self._searcher = None

@@ -1,9 +1,11 @@
-"""Faster indexing through Whoosh: the postings its stemming analyzer would give, computed in fewer steps.
+"""Faster paths through Whoosh, for writing postings and for reading which documents hold them.
 
-Whoosh runs every word through a chain of generators (tokenizer, lower case, stop words, stemmer), and at
-commit reads each document's field length back from disk once per posting. Both are pure Python costs paid
-per word; for 400-word postmortems they were most of the index build time. Nothing here changes what is
-written: `tests/test_postings.py` compares the output with Whoosh's own, term by term.
+Whoosh runs every word through a chain of generators (tokenizer, lower case, stop words, stemmer), at
+commit reads each document's field length back from disk once per posting, and compresses every posting
+block however small; when searching, it steps through a term's documents one generator call at a time.
+These are pure Python costs paid per word or per document; for 400-word postmortems they were most of the
+time of an index build and of counting a search's matches. Nothing here changes what the index holds:
+`tests/test_postings.py` compares postings, lengths, spelling words and matches with Whoosh's own.
 """
 
 from __future__ import annotations
@@ -163,11 +165,30 @@ def _cached_reader(self, fieldname, column):
     return readers[fieldname]
 
 
-def keep_lengths_in_memory() -> None:
-    """Make Whoosh's segment readers load field lengths once rather than reading them per posting."""
+SMALL_BLOCK = 8  # postings; a block with fewer is written uncompressed
+
+
+_whoosh_write_block = whoosh3.W3PostingsWriter._write_block
+
+
+def _write_block(self, last=False):
+    # Most terms occur in a few documents; zlib saves a few bytes on such a block for a call that costs
+    # more than the rest of writing it. Each block records whether it is compressed, so readers cope.
+    if self._compression and len(self._ids) < SMALL_BLOCK:
+        level, self._compression = self._compression, 0
+        try:
+            return _whoosh_write_block(self, last)
+        finally:
+            self._compression = level
+    return _whoosh_write_block(self, last)
+
+
+def tune_whoosh() -> None:
+    """Make Whoosh load field lengths once per segment, and write tiny posting blocks without zlib."""
     if getattr(whoosh3.W3PerDocReader, "_kb_lengths", False):
         return
     whoosh3.W3PerDocReader._cached_reader = _cached_reader
+    whoosh3.W3PostingsWriter._write_block = _write_block
     whoosh3.W3PerDocReader._kb_lengths = True
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import multiprocessing
 import os
+from collections.abc import Iterable, Iterator
 from dataclasses import replace
 
 from sqlmodel import select, update
@@ -19,7 +20,6 @@ log = logging.getLogger(__name__)
 BATCH = 500
 INDEX_CHUNK = 2000  # postmortems written to the search index in one commit during a bulk import
 WORKER_COMMIT = 2000  # postmortems the indexing process of a bulk import writes in one commit
-MP_MIN = 300  # fewer postmortems than this are written by one process: starting more costs more than it saves
 
 
 def index_documents(*, session, postmortems: list[Postmortem]) -> list[dict]:
@@ -31,18 +31,24 @@ def index_documents(*, session, postmortems: list[Postmortem]) -> list[dict]:
     ]
 
 
-def index_postmortems(kb: KnowledgeBase, postmortem_ids: list[int], *, procs: int = 1) -> bool:
-    """Write these postmortems to the index after their commit; on failure leave them marked."""
+def documents_of(kb: KnowledgeBase, postmortem_ids: list[int]) -> Iterator[dict]:
+    """Yield the index documents of these stored postmortems, read BATCH at a time."""
+    with kb.session() as session:
+        for start in range(0, len(postmortem_ids), BATCH):
+            batch = postmortem_ids[start : start + BATCH]
+            rows = list(session.exec(select(Postmortem).where(Postmortem.id.in_(batch))))
+            yield from index_documents(session=session, postmortems=rows)
+
+
+def index_postmortems(kb: KnowledgeBase, postmortem_ids: list[int], *, procs: int = 1,
+                      documents: Iterable[dict] | None = None) -> bool:
+    """Write these postmortems (or their documents, when given) to the index after their commit.
+
+    On failure they stay marked for reindexing.
+    """
     ids = list(postmortem_ids)
-
-    def documents():
-        with kb.session() as session:
-            for start in range(0, len(ids), BATCH):
-                rows = list(session.exec(select(Postmortem).where(Postmortem.id.in_(ids[start : start + BATCH]))))
-                yield from index_documents(session=session, postmortems=rows)
-
     try:
-        kb.index.upsert(documents(), procs=procs)
+        kb.index.upsert(documents_of(kb, ids) if documents is None else documents, procs=procs)
     except Exception:  # the database commit stands; the marked rows are healed later
         log.exception("indexing failed; %d postmortems stay marked for reindexing", len(ids))
         return False
@@ -87,11 +93,12 @@ class IndexWorker:
     """Write stored postmortems to the index in a process of its own while the caller stores more.
 
     A bulk import spends most of its time parsing, tagging and storing in one process, and indexing is
-    pure Python too: on two cores the two overlap. Ids are handed over after their commit; the worker
-    writes them WORKER_COMMIT at a time, in Whoosh's own processes (each commit adds segments, so fewer
-    and larger commits keep searches fast).
-    The rows stay marked for reindexing until the worker has written them, so whatever it does not
-    finish (it failed, or was stopped) is indexed by `finish` or at the next start.
+    pure Python too: on two cores the two overlap. Indexing is the slower half, so the caller also reads
+    each batch's index documents back after their commit and hands them over; the worker only writes them,
+    WORKER_COMMIT at a time in one Whoosh writer (Whoosh's own writer processes cost more CPU than they
+    save while the caller keeps a core busy). The rows stay marked for reindexing until the worker has
+    written them, so whatever it does not finish (it failed, or was stopped) is indexed by `finish` or at
+    the next start.
     """
 
     def __init__(self, kb: KnowledgeBase):
@@ -100,13 +107,13 @@ class IndexWorker:
         context = multiprocessing.get_context("spawn")
         self._jobs = context.Queue()
         self._process = context.Process(target=_index_worker, args=(replace(kb.config, extra={}), self._jobs),
-                                        name="kb-indexer")  # not a daemon: it starts Whoosh's own processes
+                                        name="kb-indexer", daemon=True)
         self._process.start()
 
     def add(self, postmortem_ids: list[int]) -> None:
         """Queue these committed postmortems for indexing."""
         if postmortem_ids:
-            self._jobs.put(postmortem_ids)
+            self._jobs.put((postmortem_ids, list(documents_of(self.kb, postmortem_ids))))
 
     def finish(self) -> None:
         """Index what is queued, wait for the worker, then index here whatever it left marked."""
@@ -129,15 +136,17 @@ def _index_worker(config: Config, jobs) -> None:
     from kb.context import open_kb
 
     kb = open_kb(config)
-    pending: list[int] = []
+    ids: list[int] = []
+    documents: list[dict] = []
     try:
-        while (postmortem_ids := jobs.get()) is not None:
-            pending += postmortem_ids
-            if len(pending) >= WORKER_COMMIT:
-                index_postmortems(kb, pending, procs=index_processes())
-                pending = []
-        if pending:
-            index_postmortems(kb, pending, procs=index_processes() if len(pending) >= MP_MIN else 1)
+        while (job := jobs.get()) is not None:
+            ids += job[0]
+            documents += job[1]
+            if len(ids) >= WORKER_COMMIT:
+                index_postmortems(kb, ids, documents=documents)
+                ids, documents = [], []
+        if ids:
+            index_postmortems(kb, ids, documents=documents)
     finally:
         kb.index.close()
         kb.engine.dispose()
