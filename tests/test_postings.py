@@ -9,7 +9,7 @@ from whoosh.filedb.filestore import RamStorage
 from whoosh.formats import Positions
 from whoosh.query import Phrase, Term
 
-from kb.postings import PostmortemText, TermPositions, keep_lengths_in_memory, phrase_docs, stemming_parts, term_docs
+from kb.postings import PostmortemText, TermPositions, phrase_docs, stemming_parts, term_docs, tune_whoosh
 from tests.conftest import SEED
 
 TEXTS = [
@@ -61,7 +61,7 @@ def iter_matcher(matcher):
 
 
 def test_index_holds_the_same_postings_lengths_and_spelling_words():
-    keep_lengths_in_memory()
+    tune_whoosh()
     ours, whooshs = build(PostmortemText), build(TEXT)
     assert postings(ours, "body") == postings(whooshs, "body")
     with ours.reader() as mine, whooshs.reader() as theirs:
