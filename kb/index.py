@@ -230,9 +230,9 @@ class SearchIndex:
                 self._finalizer()
             self._searcher, self._finalizer, self._value_bits = None, None, {}
 
-    def upsert(self, documents: Iterable[dict], *, procs: int = 1) -> int:
+    def upsert(self, documents: Iterable[dict]) -> int:
         """Add or replace documents by slug in one commit; return how many were written."""
-        writer = self._writer(procs)
+        writer = self._writer()
         count = _fill(writer, documents, writer.update_document)
         writer.commit()
         return count

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import multiprocessing
 import os
+import queue
 from collections.abc import Iterable, Iterator
 from dataclasses import replace
 
@@ -19,7 +20,7 @@ from kb.storage import active_labels, postmortem_batches, tags_for
 log = logging.getLogger(__name__)
 BATCH = 500
 INDEX_CHUNK = 2000  # postmortems written to the search index in one commit during a bulk import
-WORKER_COMMIT = 2000  # postmortems the indexing process of a bulk import writes in one commit
+QUEUED_BATCHES = 64  # batches an import may hand the indexing process ahead of it before waiting
 
 
 def index_documents(*, session, postmortems: list[Postmortem]) -> list[dict]:
@@ -40,7 +41,7 @@ def documents_of(kb: KnowledgeBase, postmortem_ids: list[int]) -> Iterator[dict]
             yield from index_documents(session=session, postmortems=rows)
 
 
-def index_postmortems(kb: KnowledgeBase, postmortem_ids: list[int], *, procs: int = 1,
+def index_postmortems(kb: KnowledgeBase, postmortem_ids: list[int], *,
                       documents: Iterable[dict] | None = None) -> bool:
     """Write these postmortems (or their documents, when given) to the index after their commit.
 
@@ -48,7 +49,7 @@ def index_postmortems(kb: KnowledgeBase, postmortem_ids: list[int], *, procs: in
     """
     ids = list(postmortem_ids)
     try:
-        kb.index.upsert(documents_of(kb, ids) if documents is None else documents, procs=procs)
+        kb.index.upsert(documents_of(kb, ids) if documents is None else documents)
     except Exception:  # the database commit stands; the marked rows are healed later
         log.exception("indexing failed; %d postmortems stay marked for reindexing", len(ids))
         return False
@@ -95,7 +96,7 @@ class IndexWorker:
     A bulk import spends most of its time parsing, tagging and storing in one process, and indexing is
     pure Python too: on two cores the two overlap. Indexing is the slower half, so the caller also reads
     each batch's index documents back after their commit and hands them over; the worker only writes them,
-    WORKER_COMMIT at a time in one Whoosh writer (Whoosh's own writer processes cost more CPU than they
+    INDEX_CHUNK at a time in one Whoosh writer (Whoosh's own writer processes cost more CPU than they
     save while the caller keeps a core busy). The rows stay marked for reindexing until the worker has
     written them, so whatever it does not finish (it failed, or was stopped) is indexed by `finish` or at
     the next start.
@@ -105,15 +106,22 @@ class IndexWorker:
         self.kb = kb
         # A fresh interpreter rather than a fork: the caller holds database connections and threads.
         context = multiprocessing.get_context("spawn")
-        self._jobs = context.Queue()
+        self._jobs = context.Queue(QUEUED_BATCHES)  # a full queue makes the import wait for the worker
         self._process = context.Process(target=_index_worker, args=(replace(kb.config, extra={}), self._jobs),
                                         name="kb-indexer", daemon=True)
         self._process.start()
 
     def add(self, postmortem_ids: list[int]) -> None:
-        """Queue these committed postmortems for indexing."""
-        if postmortem_ids:
-            self._jobs.put((postmortem_ids, list(documents_of(self.kb, postmortem_ids))))
+        """Queue these committed postmortems for indexing; wait while the worker is far behind."""
+        if not postmortem_ids:
+            return
+        job = (postmortem_ids, list(documents_of(self.kb, postmortem_ids)))
+        while self._process.is_alive():  # a dead worker's rows stay marked, for finish to index
+            try:
+                self._jobs.put(job, timeout=1.0)
+                return
+            except queue.Full:
+                continue
 
     def finish(self) -> None:
         """Index what is queued, wait for the worker, then index here whatever it left marked."""
@@ -142,7 +150,7 @@ def _index_worker(config: Config, jobs) -> None:
         while (job := jobs.get()) is not None:
             ids += job[0]
             documents += job[1]
-            if len(ids) >= WORKER_COMMIT:
+            if len(ids) >= INDEX_CHUNK:
                 index_postmortems(kb, ids, documents=documents)
                 ids, documents = [], []
         if ids:

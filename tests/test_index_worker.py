@@ -51,6 +51,10 @@ def test_a_worker_that_dies_leaves_its_rows_for_finish(kb, folder, monkeypatch):
     assert marked == slugs and kb.index.doc_count() == 0
     worker = IndexWorker(kb)
     worker.stop()  # killed before it indexed anything
+    with kb.session() as session:
+        ids = list(session.exec(select(Postmortem.id)))
+    for _ in range(200):  # more batches than the queue holds: handing them to a dead worker must not hang
+        worker.add(ids)
     worker.finish()
     assert stored(kb)[1] == set()
     assert kb.index.slugs() == slugs
