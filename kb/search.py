@@ -130,7 +130,7 @@ def build_query(
         parser = qparser.MultifieldParser(list(TEXT_FIELDS), schema, group=qparser.OrGroup.factory(0.9))
         parser.add_plugin(qparser.FieldAliasPlugin(ALIASES))
         try:
-            parts.append(parser.parse(text))
+            parts.append(excluding(parser.parse(text)))
         except Exception as error:  # whoosh raises assorted errors on odd input
             raise InvalidQuery(f"cannot understand the query: {error}") from None
     for field_name, values in filters.items():
@@ -214,6 +214,30 @@ def highlight_with_marks(results) -> None:
     """Make snippets short fragments with matches in <mark>, the rest of the text escaped."""
     results.fragmenter = ContextFragmenter(maxchars=240, surround=70)
     results.formatter = HtmlFormatter(tagname="mark", between=" … ")
+
+
+def excluding(node: Query) -> Query:
+    """Return node with each NOT among alternatives made an exclusion: `drift NOT spanish` is drift without spanish.
+
+    With any word allowed to match, Whoosh reads `drift NOT spanish` as "drift, or anything without spanish";
+    people mean the drift postmortems that do not mention spanish. A NOT alone (`NOT drift`) stays as it is.
+    """
+    if isinstance(node, CompoundQuery):
+        children = [excluding(child) for child in node.subqueries]
+        negated = [child.query for child in children if isinstance(child, Not)]
+        wanted = [child for child in children if not isinstance(child, Not)]
+        copied = copy.copy(node)
+        copied.subqueries = wanted if isinstance(node, Or) and negated and wanted else children
+        if copied.subqueries is wanted:
+            return AndNot(copied, negated[0] if len(negated) == 1 else Or(negated))
+        return copied
+    if isinstance(node, BinaryQuery):
+        copied = copy.copy(node)
+        copied.a, copied.b = excluding(node.a), excluding(node.b)
+        return copied
+    if isinstance(node, Not):
+        return Not(excluding(node.query), boost=node.boost)
+    return node
 
 
 def ranking_query(node: Query) -> Query:

@@ -200,6 +200,16 @@ def test_similar_returns_other_postmortems(kb):
         similar(kb, "no-such-postmortem")
 
 
+def test_not_excludes_even_though_any_word_may_match(kb):
+    def slugs(q):
+        return {hit.slug for hit in search(kb, q, per_page=50).hits}
+
+    assert slugs("drift") & slugs("spanish") == {"search-drift"}
+    assert slugs("drift NOT spanish") == slugs("drift") - {"search-drift"}
+    assert slugs("drift cache NOT spanish NOT typo") == {"recs-drift", "undated-outage"}
+    assert slugs("NOT drift") == set(DOCS) - slugs("drift")
+
+
 @pytest.mark.parametrize("q", [
     "drift", "drift threshold", "drift AND forecast", "drift OR cache", "drift NOT spanish", "NOT drift",
     '"drift alerts"', "drif*", "(drift OR typo) AND NOT facet:people", "drift ANDMAYBE spanish",
