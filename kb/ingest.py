@@ -88,13 +88,15 @@ def import_files(
     files, unreadable = expand_sources(files)
     report = ImportReport(results=[*problems, *unreadable])
     dry_session = kb.session() if dry_run else None
-    worker = IndexWorker(kb) if not dry_run and len(files) >= MANY and index_processes() > 1 else None
+    in_parallel = not dry_run and len(files) >= MANY and index_processes() > 1
+    worker: IndexWorker | None = None  # started by the first stored batch: a re-import may change nothing
     unindexed: list[int] = []
     try:
         for start in range(0, len(files), batch_size):
             batch = files[start : start + batch_size]
             results, stored_ids = import_batch(kb, batch, dry_session=dry_session, strict=strict)
-            if worker:
+            if in_parallel and stored_ids:
+                worker = worker or IndexWorker(kb)
                 worker.add(stored_ids)
             else:
                 unindexed += stored_ids

@@ -9,7 +9,7 @@ from sqlmodel import select
 
 from kb import ingest, records
 from kb.errors import KBError
-from kb.ingest import import_paths
+from kb.ingest import import_markdown, import_paths
 from kb.models import Postmortem, PostmortemLabel, PostmortemService
 from kb.reindex import rebuild_index
 from kb.search import search
@@ -248,3 +248,21 @@ def test_an_impossible_date_is_a_warning_and_does_not_stop_the_import(kb, write_
         ("b-good.md", "imported", []),
     ]
     assert stored(kb)["a-bad-date"]["date"] is None
+
+
+def test_a_batch_stores_the_tags_a_single_file_would(kb, write_md):
+    # New postmortems of a batch get their tags from new_tag_rows; one file at a time uses merge_tags.
+    text = DRIFT.replace("facets: [structure]", "facets: [structure]\ncategories: [data-drift]\ndecisions:\n"
+                         "  - {label: people, status: rejected, by: ana, at: '2024-03-05T10:00:00+00:00'}")
+    assert import_paths(kb, [write_md("batch.md", text)]).counts()["imported"] == 1
+    import_markdown(kb, text.encode(), filename="single.md")
+
+    def tags(slug):
+        with kb.session() as session:
+            pm = get_postmortem(session=session, slug=slug)
+            found = tags_for(session=session, postmortem_ids=[pm.id])[pm.id]
+        return sorted((tag.label_id, tag.source, tag.status, tag.score, tag.evidence, tag.method, tag.cues,
+                       tag.decided_by, tag.decided_at if tag.decided_by == "ana" else None) for tag, _ in found)
+
+    assert tags("batch") == tags("single")
+    assert {label for label, source, *_ in tags("batch") if source == "human"} == {"structure", "data-drift", "people"}
