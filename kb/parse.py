@@ -12,10 +12,8 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
-import yaml
-from yaml.reader import ReaderError
-
 from kb.errors import ParseError
+from kb.frontmatter import as_list, as_text, split_front_matter
 
 DATE_RE = re.compile(r"(?<!\d)(\d{4})-(\d{2})-(\d{2})(?!\d)")
 # Written so that a long run of spaces or hashes has one way to match: the former `(.+?)\s*#*\s*$` tail
@@ -47,43 +45,12 @@ SEVERITY_WORDS = {"critical": "SEV1", "high": "SEV2", "major": "SEV2", "medium":
                   "moderate": "SEV3", "minor": "SEV4", "low": "SEV4"}
 
 
-# A few thousand nested brackets make PyYAML's recursive composer raise RecursionError.
-YAML_ERRORS = (yaml.YAMLError, RecursionError)
-
 # Short reprs for messages, so that a value built from YAML aliases (a "billion laughs") stays cheap.
 SHORT = reprlib.Repr()
 SHORT.maxstring, SHORT.maxother, SHORT.maxlist, SHORT.maxdict, SHORT.maxlevel = 80, 80, 4, 4, 2
 
 # NUL cannot be stored in PostgreSQL text, and lone surrogates cannot be encoded at all.
 UNSTORABLE_RE = re.compile("[\x00\ud800-\udfff]")
-SURROGATE_RE = re.compile("[\ud800-\udfff]")
-
-
-class FrontMatterLoader(yaml.SafeLoader):
-    """YAML's safe loader, except that scalars other than null stay the text the author wrote."""
-
-
-# libyaml's parser, where PyYAML was built with it, reads front matter about ten times faster; the pure
-# Python one still reads any block that fails, so that errors are worded (and located) the same way.
-FastFrontMatterLoader = type("FastFrontMatterLoader", (getattr(yaml, "CSafeLoader", yaml.SafeLoader),), {})
-
-# So `title: yes` is "yes", not True, and `title: 1e3` not 1000.0; dates are parsed (and warned about) here.
-# Explicit tags are read as text too: PyYAML's own constructors raise ValueError, IndexError or
-# AttributeError on values such as `!!int` followed by nothing or `!!timestamp 2024-13-45`.
-for _tag in ("bool", "int", "float", "timestamp", "binary"):
-    for _loader in (FrontMatterLoader, FastFrontMatterLoader):
-        _loader.add_constructor(f"tag:yaml.org,2002:{_tag}", yaml.SafeLoader.construct_yaml_str)
-
-
-def load_front_matter(block: str) -> Any:
-    """Return the YAML value of a front matter block; raise one of YAML_ERRORS."""
-    # PyYAML refuses control characters that libyaml lets through.
-    if not yaml.reader.Reader.NON_PRINTABLE.search(block):
-        try:
-            return yaml.load(block, Loader=FastFrontMatterLoader)
-        except YAML_ERRORS:
-            pass
-    return yaml.load(block, Loader=FrontMatterLoader)
 
 
 @dataclass
@@ -116,7 +83,7 @@ def parse_decisions(value: Any, warnings: list[str]) -> list[Decision]:
                             "(confirmed or rejected); ignored")
             continue
         at = parse_datetime(entry.get("at")) if entry.get("at") not in (None, "") else None
-        by = _as_text(entry.get("by"), "decisions: by", warnings)[:100]
+        by = as_text(entry.get("by"), "decisions: by", warnings)[:100]
         decisions.append(Decision(slugify(entry["label"], 64), entry["status"], by, at))
     return decisions
 
@@ -208,73 +175,6 @@ def decode_bytes(raw: bytes, path: str) -> tuple[str, list[str]]:
             raise ParseError(path, line, "not valid UTF-8 text") from None
         line = raw[: utf8_error.start].count(b"\n") + 1
         return text, [f"line {line}: not valid UTF-8; read as Windows-1252"]
-
-
-def split_front_matter(text: str, path: str) -> tuple[dict[str, Any], str, int]:
-    """Return (front matter, body, line number where the body starts)."""
-    lines = text.split("\n")
-    if not lines or lines[0].strip() != "---":
-        return {}, text, 1
-    for index in range(1, len(lines)):
-        if lines[index].strip() in ("---", "..."):
-            block = "\n".join(lines[1:index])
-            try:
-                data = load_front_matter(block) if block.strip() else {}
-            except YAML_ERRORS as error:
-                raise ParseError(path, *_yaml_problem(error, block)) from None
-            if data is None:
-                data = {}
-            if not isinstance(data, dict):
-                raise ParseError(path, 2, "front matter must be a mapping of keys to values")
-            return data, "\n".join(lines[index + 1 :]), index + 2
-    raise ParseError(path, 1, "front matter opened with '---' is never closed")
-
-
-def _yaml_problem(error: Exception, block: str) -> tuple[int | None, str]:
-    """Return the file line and the reason of an error in a front matter block (which starts on line 2)."""
-    if isinstance(error, RecursionError):
-        return None, "front matter is nested too deeply"
-    if isinstance(error, ReaderError):
-        line = block.count("\n", 0, error.position) + 2
-        return line, f"front matter is not valid YAML: character {error.character:#06x} is not allowed"
-    mark = getattr(error, "problem_mark", None)
-    problem = getattr(error, "problem", None) or "invalid YAML"
-    return (mark.line + 2 if mark is not None else None), f"front matter is not valid YAML: {problem}"
-
-
-def _as_list(value: Any, key: str, warnings: list[str]) -> list[str]:
-    if value is None or value == "":
-        return []
-    if isinstance(value, str):
-        return [part.strip() for part in value.split(",") if part.strip()]
-    if not isinstance(value, list | tuple):
-        warnings.append(f"front matter '{key}' should be a list; ignored")
-        return []
-    items = [item for item in value if item is not None]
-    scalars = [_whole_characters(item, key, warnings).strip() for item in items if isinstance(item, str)]
-    if len(scalars) < len(items):
-        warnings.append(f"front matter '{key}' should be a list of text; nested lists and mappings ignored")
-    return [item for item in scalars if item]
-
-
-def _as_text(value: Any, key: str, warnings: list[str]) -> str:
-    if value is None:
-        return ""
-    if not isinstance(value, str):
-        warnings.append(f"front matter '{key}' should be text; ignored")
-        return ""
-    return _whole_characters(value, key, warnings).strip()
-
-
-def _whole_characters(value: str, key: str, warnings: list[str]) -> str:
-    """Return value with escaped UTF-16 halves joined into characters; a half without its pair becomes U+FFFD."""
-    if not SURROGATE_RE.search(value):
-        return value
-    # YAML, like JSON, may write a character beyond U+FFFF as two escapes ("\ud83d\udd17" is one emoji).
-    joined = value.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "replace")
-    if joined.count("\ufffd") > value.count("\ufffd"):
-        warnings.append(f"front matter '{key}' holds an escaped half of a character; replaced with U+FFFD")
-    return joined
 
 
 def parse_date(value: Any) -> date | None:
@@ -390,7 +290,7 @@ def parse_text(text: str, *, path: str = "<input>", content_hash: str | None = N
         raise ParseError(path, None, "file holds front matter but no postmortem text")
 
     stem = Path(path).stem if path != "<input>" else ""
-    title = _as_text(meta.get("title"), "title", warnings) or heading_title
+    title = as_text(meta.get("title"), "title", warnings) or heading_title
     if not title:
         title = re.sub(r"^\d{4}-\d{2}-\d{2}[-_ ]*", "", stem).replace("-", " ").replace("_", " ").strip()
         title = title[:1].upper() + title[1:] if title else "Untitled postmortem"
@@ -430,8 +330,8 @@ def parse_text(text: str, *, path: str = "<input>", content_hash: str | None = N
         # The heading is the title: drop it so pages do not show the title twice.
         body = re.sub(r"\A\s*#[ \t]+[^\n]*\n?", "", body, count=1)
 
-    slug_source = _as_text(meta.get("slug"), "slug", warnings) or stem or title
-    summary = _as_text(meta.get("summary"), "summary", warnings)
+    slug_source = as_text(meta.get("slug"), "slug", warnings) or stem or title
+    summary = as_text(meta.get("summary"), "summary", warnings)
     if not summary:
         summary_sections = [s.text for s in sections if s.key == "summary"]
         summary = first_paragraph(summary_sections[0] if summary_sections else body)
@@ -443,8 +343,8 @@ def parse_text(text: str, *, path: str = "<input>", content_hash: str | None = N
         body=body.strip("\n"),
         incident_date=incident_date,
         severity=severity,
-        services=_as_list(meta.get("services", meta.get("service")), "services", warnings),
-        authors=_as_list(meta.get("authors", meta.get("author")), "authors", warnings),
+        services=as_list(meta.get("services", meta.get("service")), "services", warnings),
+        authors=as_list(meta.get("authors", meta.get("author")), "authors", warnings),
         sections=sections,
         source_path=path if path != "<input>" else "",
         content_hash=content_hash or hashlib.sha256(text.encode()).hexdigest(),
@@ -452,8 +352,8 @@ def parse_text(text: str, *, path: str = "<input>", content_hash: str | None = N
         detected_at=times["detected"],
         resolved_at=times["resolved"],
         human_labels={
-            "facets": [slugify(x, 64) for x in _as_list(meta.get("facets"), "facets", warnings)],
-            "categories": [slugify(x, 64) for x in _as_list(meta.get("categories"), "categories", warnings)],
+            "facets": [slugify(x, 64) for x in as_list(meta.get("facets"), "facets", warnings)],
+            "categories": [slugify(x, 64) for x in as_list(meta.get("categories"), "categories", warnings)],
         },
         decisions=parse_decisions(meta.get("decisions"), warnings),
         warnings=warnings,

@@ -10,9 +10,8 @@ import pytest
 import yaml
 
 from kb.errors import ParseError
+from kb.frontmatter import FastFrontMatterLoader, FrontMatterLoader
 from kb.parse import (
-    FastFrontMatterLoader,
-    FrontMatterLoader,
     ParsedPostmortem,
     Section,
     normalise_severity,
