@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from array import array
 from collections import defaultdict
+from collections.abc import Iterator
 from itertools import accumulate
 from pickle import dumps
 
@@ -212,19 +213,38 @@ def term_docs(searcher, fieldname: str, text: str) -> set[int]:
 
 
 def _block_ids(matcher) -> list[int] | None:
-    excluded = ()
+    blocks = _posting_blocks(matcher)
+    if blocks is None:
+        return None
+    excluded, found = blocks
+    ids: list[int] = []
+    for block, _ in found:
+        ids.extend(block)
+    return [number for number in ids if number not in excluded] if excluded else ids
+
+
+def _posting_blocks(matcher, *, values: bool = False) -> tuple[frozenset[int], Iterator[tuple]] | None:
+    """Return a term's deleted documents and its posting blocks as (document numbers, encoded values or None).
+
+    None when matcher is not Whoosh's own block reader (a term stored inline, say).
+    """
+    excluded: frozenset[int] = frozenset()
     if isinstance(matcher, FilterMatcher) and matcher._exclude:  # the segment's deleted documents
-        excluded, matcher = matcher._ids, matcher.child
+        excluded, matcher = frozenset(matcher._ids), matcher.child
     if type(matcher) is not whoosh3.W3LeafMatcher:
         return None
-    ids: list[int] = []
-    while matcher.is_active():
-        if matcher._data is None:
-            matcher._read_data()
-        stored = matcher._data[0]
-        ids.extend(stored if matcher._byteids else accumulate(stored))
-        matcher._next_block()
-    return [number for number in ids if number not in excluded] if excluded else ids
+
+    def blocks() -> Iterator[tuple]:
+        while matcher.is_active():
+            if matcher._data is None:
+                matcher._read_data()
+            stored = matcher._data[0]
+            if values:
+                matcher._read_values()
+            yield (stored if matcher._byteids else accumulate(stored)), (matcher._values if values else None)
+            matcher._next_block()
+
+    return excluded, blocks()
 
 
 def phrase_docs(searcher, fieldname: str, words: list[str]) -> set[int] | None:
@@ -263,19 +283,13 @@ def phrase_docs(searcher, fieldname: str, words: list[str]) -> set[int] | None:
 
 def _block_values(matcher) -> dict[int, bytes] | None:
     """Return each document's encoded positions of a term, by document number within its segment."""
-    excluded = ()
-    if isinstance(matcher, FilterMatcher) and matcher._exclude:
-        excluded, matcher = matcher._ids, matcher.child
-    if type(matcher) is not whoosh3.W3LeafMatcher:
+    blocks = _posting_blocks(matcher, values=True)
+    if blocks is None:
         return None
+    excluded, found = blocks
     values: dict[int, bytes] = {}
-    while matcher.is_active():
-        if matcher._data is None:
-            matcher._read_data()
-        stored = matcher._data[0]
-        matcher._read_values()
-        values.update(zip(stored if matcher._byteids else accumulate(stored), matcher._values, strict=True))
-        matcher._next_block()
+    for block, encoded in found:
+        values.update(zip(block, encoded, strict=True))
     for docnum in excluded:
         values.pop(docnum, None)
     return values
