@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import multiprocessing
 import re
 import threading
 import time
 import weakref
-from collections.abc import Callable, Iterable
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from datetime import date, datetime
 from pathlib import Path
@@ -17,19 +19,20 @@ from whoosh.fields import DATETIME, ID, KEYWORD, NUMERIC, STORED, Schema
 from whoosh.filedb.filestore import FileStorage
 from whoosh.index import FileIndex, LockError
 from whoosh.query import Term
-from whoosh.writing import CLEAR
 
 from kb.models import Postmortem
 from kb.postings import PostmortemText, tune_whoosh
+from kb.segments import GroupedWriter
 
 WRITER_TIMEOUT_S = 60.0  # Whoosh allows one writer: wait this long for the lock before failing.
 # Segments as plain files: a compound segment is copied into memory whole every time a searcher opens it.
 WRITER_OPTIONS = {"timeout": WRITER_TIMEOUT_S, "compound": False}
-MP_BATCH = 256  # documents handed to an indexing process at a time
-# Memory each indexing process may buffer before spilling postings to disk. Spilling pickles every posting
-# and merges them back, which halves the speed; 256 MB holds about 5,000 postmortems (10,000 in two
-# processes), at roughly 450 MB resident per process.
-MP_LIMIT_MB = 256
+# Memory a writer may buffer postings in before spilling them to disk. Spilling pickles every posting and
+# merges them back, which halves the speed.
+LIMIT_MB = 128
+# A rebuild writes segments of at most this many postmortems, each buffered whole in SEGMENT_LIMIT_MB.
+SEGMENT_DOCS = 5000
+SEGMENT_LIMIT_MB = 320
 CREATE_LOCK = "CREATELOCK"  # not named like the "_MAIN_*" files that creating an index deletes
 TOC_ATTEMPTS = 20
 T = TypeVar("T")
@@ -146,10 +149,54 @@ def _fill(writer, documents: Iterable[dict], write: Callable[..., None]) -> int:
     return count
 
 
-def schema_signature(schema: Schema) -> list[tuple]:
-    """Return what tells two schemas apart: field names, types and options (analyzers compare by identity)."""
-    return [(name, type(field).__name__, field.stored, field.scorable, getattr(field, "field_boost", 1.0),
-             getattr(field, "spelling", False)) for name, field in schema.items()]
+def write_segment(path: str | Path, documents: Iterable[dict] | Callable[[], Iterable[dict]]):
+    """Write documents (or what calling documents returns) as a new, unpublished segment of the index at path.
+
+    Any process may do this while another holds the index's lock: the segment only becomes part of the
+    index when the lock holder commits a table of contents naming it.
+    """
+    tune_whoosh()
+    storage = FileStorage(str(path))
+    writer = GroupedWriter(storage.open_index(indexclass=SharedFileIndex), _lk=False, compound=False,
+                           limitmb=SEGMENT_LIMIT_MB)
+    # A temporary folder of its own: the one writers share is deleted when the lock holder finishes.
+    writer._tempstorage = writer.pool.tempstore = storage.temp_storage(f"{writer.newsegment.segment_id()}.tmp")
+    writer.schema = make_schema()
+    try:
+        for document in documents() if callable(documents) else documents:
+            writer.add_document(**document)
+        return writer._finalize_segment()
+    except BaseException:
+        writer._close_segment()
+        raise
+    finally:
+        writer._tempstorage.destroy()
+
+
+def _batches(documents: Iterable[dict], size: int) -> Iterator[list[dict]]:
+    batch: list[dict] = []
+    for document in documents:
+        batch.append(document)
+        if len(batch) == size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def _write_in_processes(path: str, parts: Iterable, procs: int) -> list:
+    """Write each part as a segment in a pool of processes, handing out only procs parts at a time."""
+    # A fresh interpreter rather than a fork: the caller may hold database connections and threads. The
+    # processes start while the caller prepares the first part.
+    with multiprocessing.get_context("spawn").Pool(procs) as pool:
+        pending: deque = deque()
+        segments = []
+        for part in parts:
+            if len(pending) >= procs:
+                segments.append(pending.popleft().get())
+            pending.append(pool.apply_async(write_segment, (path, part)))
+        segments += [result.get() for result in pending]
+    return segments
 
 
 class SearchIndex:
@@ -244,21 +291,28 @@ class SearchIndex:
             writer.delete_by_term("slug", slug)
         writer.commit()
 
-    def _writer(self, procs: int = 1):
-        """Return a writer holding the index's lock; with procs > 1, one that indexes in that many processes.
-
-        The processes each write a segment of their own; they read the schema from the index, so a schema
-        that changed since the index was made is written by one process.
-        """
-        if procs > 1 and schema_signature(self.index.schema) == schema_signature(make_schema()):
-            return self.index.writer(procs=procs, multisegment=True, batchsize=MP_BATCH,
-                                     subargs={"compound": False, "limitmb": MP_LIMIT_MB}, **WRITER_OPTIONS)
-        return self.index.writer(**WRITER_OPTIONS, limitmb=128)
+    def _writer(self) -> GroupedWriter:
+        """Return a writer holding the index's lock."""
+        return GroupedWriter(self.index, **WRITER_OPTIONS, limitmb=LIMIT_MB)
 
     def rebuild(self, documents: Iterable[dict], *, procs: int = 1) -> int:
-        """Replace the whole index with these documents in one commit; searches see the old index until then."""
+        """Replace the whole index with these documents in one commit; searches see the old index until then.
+
+        The documents are written SEGMENT_DOCS at a time, each batch a segment of its own, in procs
+        processes when procs > 1.
+        """
+        return self.rebuild_parts(_batches(documents, SEGMENT_DOCS), procs=procs)
+
+    def rebuild_parts(self, parts: Iterable[Iterable[dict] | Callable[[], Iterable[dict]]], *,
+                      procs: int = 1) -> int:
+        """Replace the whole index with one new segment per part, published together in one commit.
+
+        A part is a list of documents, or a function returning them, called where the segment is written:
+        with procs > 1, in one of that many processes (it must then be picklable). Parts should hold at
+        most SEGMENT_DOCS documents, which a writer buffers without spilling to disk.
+        """
         try:
-            writer = self._writer(procs)
+            writer = self._writer()
         except LockError:
             raise
         except Exception:  # an index that cannot be read is started again from nothing
@@ -266,11 +320,20 @@ class SearchIndex:
             storage.create_index(make_schema())
             self._index = storage.open_index(indexclass=SharedFileIndex)
             writer = self._writer()
-        # CLEAR keeps none of the old segments, so the current schema can replace the stored one.
+        try:
+            if procs > 1:
+                segments = _write_in_processes(str(self.path), parts, procs)
+            else:
+                segments = [write_segment(self.path, part) for part in parts]
+        except BaseException:
+            writer.cancel()
+            raise
+        # Only the new segments are named, so the current schema can replace the stored one.
         writer.schema = make_schema()
-        count = _fill(writer, documents, writer.add_document)
-        writer.commit(mergetype=CLEAR)
-        return count
+        writer._close_segment()
+        writer._commit_toc(segments)
+        writer._finish()
+        return sum(segment.doc_count() for segment in segments)
 
     def slugs(self) -> set[str]:
         """Return the slug of every document in the index."""

@@ -10,6 +10,7 @@ time of an index build and of counting a search's matches. Nothing here changes 
 
 from __future__ import annotations
 
+import re
 from array import array
 from collections import defaultdict
 from collections.abc import Iterator
@@ -17,6 +18,7 @@ from itertools import accumulate
 from pickle import dumps
 
 from whoosh.analysis import CompositeAnalyzer, LowercaseFilter, RegexTokenizer, StemFilter, StopFilter
+from whoosh.analysis.tokenizers import default_pattern
 from whoosh.codec import whoosh3
 from whoosh.fields import TEXT
 from whoosh.formats import Positions
@@ -25,6 +27,9 @@ from whoosh.reading import TermNotFound
 from whoosh.system import pack_uint
 
 STEM_CACHE_LIMIT = 200_000  # distinct words remembered per process before the cache starts again
+ONE_PLACE_CACHE = 4096  # positions whose encoding as a term's only position is kept
+# Whoosh's default word pattern without its capturing group, so that findall returns whole words.
+WORDS = re.compile(default_pattern.pattern.replace("(", "(?:"), default_pattern.flags)
 
 
 def stemming_parts(analyzer) -> tuple | None:
@@ -60,6 +65,7 @@ _stems: dict[object, _Stems] = {}
 # The unstemmed words of the text indexed last: Whoosh asks for a field's spelling words right after its
 # postings, for the same text, and this saves reading it twice.
 _last_words: tuple[str | None, set[str]] = (None, set())
+_one_place: dict[int, bytes] = {}
 
 
 def term_positions(text: str, parts: tuple) -> dict[str, list[int]]:
@@ -72,8 +78,12 @@ def term_positions(text: str, parts: tuple) -> dict[str, list[int]]:
     positions: dict[str, list[int]] = defaultdict(list)
     words = set()
     position = None
-    for index, match in enumerate(pattern.finditer(text)):
-        word = match.group(0).lower()
+    if pattern.pattern == default_pattern.pattern and text.isascii():
+        # Whoosh's default word pattern ignores case, and lower case keeps ASCII words as they are.
+        tokens = WORDS.findall(text.lower())
+    else:
+        tokens = [match.group(0).lower() for match in pattern.finditer(text)]
+    for index, word in enumerate(tokens):
         if len(word) < minsize or word in stops:
             continue
         # The first kept word keeps its place; the ones after it are numbered on without gaps.
@@ -92,13 +102,24 @@ class TermPositions(Positions):
         if parts is None:
             yield from super().word_values(value, analyzer, **kwargs)
             return
-        boost = self.field_boost
-        for term, places in term_positions(value, parts).items():
-            deltas, last = [], 0
-            for place in places:
-                deltas.append(place - last)
-                last = place
-            yield term, len(places), len(places) * boost, pack_uint(len(deltas)) + dumps(deltas, 2)
+        yield from position_postings(value, parts, self.field_boost)
+
+
+def position_postings(text: str, parts: tuple, boost: float) -> list[tuple[str, int, float, bytes]]:
+    """Return (term, frequency, weight, encoded positions) for each term of text, as Positions encodes them."""
+    found = []
+    for term, places in term_positions(text, parts).items():
+        count = len(places)
+        # Positions are stored as gaps from the one before, the first from 0.
+        if count == 1 and places[0] < ONE_PLACE_CACHE:  # most terms: a few hundred distinct encodings
+            encoded = _one_place.get(places[0])
+            if encoded is None:
+                encoded = _one_place[places[0]] = pack_uint(1) + dumps(places, 2)
+        else:
+            gaps = places if count == 1 else [places[0], *map(int.__sub__, places[1:], places)]
+            encoded = pack_uint(count) + dumps(gaps, 2)
+        found.append((term, count, count * boost, encoded))
+    return found
 
 
 class PostmortemText(TEXT):
@@ -112,6 +133,14 @@ class PostmortemText(TEXT):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.format = TermPositions(field_boost=self.format.field_boost)
+
+    def index(self, value, **kwargs):
+        # What TEXT.index yields, as a list and without the two generators it passes through.
+        parts = stemming_parts(self.analyzer) if not kwargs and isinstance(value, str) else None
+        if parts is None:
+            return super().index(value, **kwargs)
+        return [(term.encode("utf-8"), count, weight, encoded)
+                for term, count, weight, encoded in position_postings(value, parts, self.format.field_boost)]
 
     def spellable_words(self, value):
         seen = self.__dict__.setdefault("_spelled", set())

@@ -3,23 +3,26 @@
 from __future__ import annotations
 
 import logging
+import math
 import multiprocessing
 import os
 import queue
 from collections.abc import Iterable, Iterator
 from dataclasses import replace
+from functools import partial
 
-from sqlmodel import select, update
+from sqlmodel import Session, select, update
 
 from kb.config import Config
 from kb.context import KnowledgeBase
-from kb.index import document_for
+from kb.index import SEGMENT_DOCS, document_for
 from kb.models import Postmortem
-from kb.storage import active_labels, postmortem_batches, tags_for
+from kb.storage import active_labels, make_engine, tags_for
 
 log = logging.getLogger(__name__)
 BATCH = 500
 INDEX_CHUNK = 2000  # postmortems written to the search index in one commit during a bulk import
+PARALLEL_FROM = 1000  # postmortems from which a rebuild is worth starting processes for
 QUEUED_BATCHES = 64  # batches an import may hand the indexing process ahead of it before waiting
 
 
@@ -76,18 +79,36 @@ def index_processes() -> int:
 
 
 def rebuild_index(kb: KnowledgeBase) -> int:
-    """Rebuild the whole index from the database; return how many documents it holds."""
+    """Rebuild the whole index from the database; return how many documents it holds.
 
-    def generate():
-        with kb.session() as session:
-            for rows in postmortem_batches(session, BATCH):
-                yield from index_documents(session=session, postmortems=rows)
-
-    count = kb.index.rebuild(generate(), procs=index_processes())
+    The postmortems are split into parts of at most SEGMENT_DOCS, as many for each process; each process
+    reads its part's rows itself and writes them as one segment.
+    """
+    with kb.session() as session:
+        ids = list(session.exec(select(Postmortem.id).order_by(Postmortem.id)))
+    procs = index_processes() if len(ids) >= PARALLEL_FROM else 1
+    rounds = max(1, math.ceil(len(ids) / (procs * SEGMENT_DOCS)))
+    size = max(1, math.ceil(len(ids) / (procs * rounds)))
+    config = replace(kb.config, extra={})
+    parts = [partial(stored_documents, config, ids[start : start + size]) for start in range(0, len(ids), size)]
+    count = kb.index.rebuild_parts(parts, procs=procs)
     with kb.session() as session:
         session.exec(update(Postmortem).where(Postmortem.needs_reindex == True).values(needs_reindex=False))  # noqa: E712
         session.commit()
     return count
+
+
+def stored_documents(config: Config, postmortem_ids: list[int]) -> Iterator[dict]:
+    """Yield the index documents of these stored postmortems, in id order, through an engine of its own."""
+    engine = make_engine(config.database_url)
+    try:
+        with Session(engine) as session:
+            for start in range(0, len(postmortem_ids), BATCH):
+                batch = postmortem_ids[start : start + BATCH]
+                rows = list(session.exec(select(Postmortem).where(Postmortem.id.in_(batch)).order_by(Postmortem.id)))
+                yield from index_documents(session=session, postmortems=rows)
+    finally:
+        engine.dispose()
 
 
 class IndexWorker:

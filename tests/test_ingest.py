@@ -229,14 +229,22 @@ def test_the_search_index_finds_imported_postmortems(kb, docs):
     assert [hit.slug for hit in search(kb, "", facets=["structure"]).hits] == ["2024-03-02-drift"]
 
 
-def test_rebuild_index_restores_the_same_postmortems(kb, docs):
+@pytest.mark.parametrize("processes", [1, 2])
+def test_rebuild_index_restores_the_same_postmortems(kb, docs, monkeypatch, processes):
     import_paths(kb, docs)
     slugs = kb.index.slugs()
+    before = search(kb, "threshold OR drift", with_counts=True).as_dict()
     kb.index.delete(slugs)
     assert kb.index.slugs() == set()
+    # With two processes, each reads its own postmortems from the database and writes a segment.
+    monkeypatch.setattr("kb.reindex.PARALLEL_FROM", 0 if processes > 1 else 10**9)
+    monkeypatch.setattr("kb.reindex.index_processes", lambda: processes)
     assert rebuild_index(kb) == 3
+    with kb.index.searcher() as searcher:
+        assert len(searcher.reader().leaf_readers()) == processes
     assert kb.index.slugs() == slugs == set(stored(kb))
     assert [hit.slug for hit in search(kb, "stampede").hits] == ["stampede"]
+    assert search(kb, "threshold OR drift", with_counts=True).as_dict() == before
 
 
 def test_an_impossible_date_is_a_warning_and_does_not_stop_the_import(kb, write_md):
