@@ -32,7 +32,7 @@ WRITER_OPTIONS = {"timeout": WRITER_TIMEOUT_S, "compound": False}
 LIMIT_MB = 128
 # A rebuild writes segments of at most this many postmortems, each buffered whole in SEGMENT_LIMIT_MB.
 SEGMENT_DOCS = 5000
-SEGMENT_LIMIT_MB = 320
+SEGMENT_LIMIT_MB = 256
 CREATE_LOCK = "CREATELOCK"  # not named like the "_MAIN_*" files that creating an index deletes
 TOC_ATTEMPTS = 20
 T = TypeVar("T")

@@ -13,55 +13,69 @@ from __future__ import annotations
 
 from array import array
 from collections.abc import Iterator
-from operator import itemgetter
 
 from whoosh.codec import whoosh3
 from whoosh.util.numeric import byte_to_length
 from whoosh.writing import PostingPool, SegmentWriter
 
-POSTING_BYTES = 200  # what one buffered posting costs in memory, about: a tuple, its value, its list slot
-_docnum = itemgetter(2)
-_weight = itemgetter(3)
-_value = itemgetter(4)
+POSTING_BYTES = 56  # what one buffered posting costs in memory, about: number, weight, value and its slot
+Postings = tuple[array, array | list, list]  # document numbers, weights, encoded values
 
 
 class TermPool(PostingPool):
     """Whoosh's posting pool, holding each term's postings together instead of all of them in one list.
 
-    Past its memory limit it spills sorted runs to disk as Whoosh's pool does, and then its postings are
+    A term's postings are kept as three columns: document numbers and weights in arrays, encoded values
+    in a list (most values are shared objects), about a quarter of the memory of a tuple per posting.
+    Past its memory limit the pool spills sorted runs to disk as Whoosh's does; its postings are then
     written Whoosh's way.
     """
 
     def __init__(self, tempstore, segment, limitmb: int = 128, **kwargs):
         super().__init__(tempstore, segment, limitmb=limitmb, **kwargs)
-        self.terms: dict[tuple[str, bytes], list[tuple]] = {}
+        self.terms: dict[tuple[str, bytes], Postings] = {}
+        self._unordered: set[tuple[str, bytes]] = set()
+        self._whole_weights: set[tuple[str, bytes]] = set()
         self._count = 0
         self._most = max(1, self.limit // POSTING_BYTES)
 
     def add(self, item: tuple) -> None:
         # item = (field name, term bytes, document number, weight, value bytes)
+        if item[2] < 0:  # Whoosh's old mark for a spelling word, which its writer skips: nothing to write
+            return
         postings = self.terms.get(key := (item[0], item[1]))
         if postings is None:
-            self.terms[key] = [item]
+            self.terms[key] = (array("I", (item[2],)), array("d", (item[3],)), [item[4]])
+            if type(item[3]) is int:  # spelling words weigh 1; Whoosh records that int, not 1.0
+                self._whole_weights.add(key)
         else:
-            postings.append(item)
+            docnums = postings[0]
+            if item[2] < docnums[-1]:  # only merged segments with deletions add out of order
+                self._unordered.add(key)
+            docnums.append(item[2])
+            postings[1].append(item[3])
+            postings[2].append(item[4])
         self._count += 1
         if self._count >= self._most:
             self.save()
 
-    def take(self) -> Iterator[tuple[tuple[str, bytes], list[tuple]]]:
+    def take(self) -> Iterator[tuple[tuple[str, bytes], Postings]]:
         """Yield each (field name, term) in order with its postings in document order, emptying the pool."""
-        terms, self.terms, self._count = self.terms, {}, 0
+        terms, unordered, whole = self.terms, self._unordered, self._whole_weights
+        self.terms, self._unordered, self._whole_weights, self._count = {}, set(), set(), 0
         self.fieldnames.update(field for field, _ in terms)
         for key in sorted(terms):
-            postings = terms[key]
-            if len(postings) > 1:
-                # Already in order, except after merging segments with deletions; a stable sort, linear then.
-                postings.sort(key=_docnum)
-            yield key, postings
+            docnums, weights, values = terms[key]
+            if key in unordered:
+                order = sorted(range(len(docnums)), key=docnums.__getitem__)  # stable
+                docnums = array("I", [docnums[i] for i in order])
+                weights = array("d", [weights[i] for i in order])
+                values = [values[i] for i in order]
+            yield key, (docnums, [int(weight) for weight in weights] if key in whole else weights, values)
 
     def _ungroup(self) -> None:
-        self.current.extend(posting for _, postings in self.take() for posting in postings)
+        self.current.extend((field, text, *posting) for (field, text), postings in self.take()
+                            for posting in zip(*postings, strict=True))
 
     def save(self) -> None:
         self._ungroup()  # Whoosh's own items() saves too, with the grouped postings already in current
@@ -98,10 +112,7 @@ def _write_terms(fieldwriter, schema, perdoc, terms, doc_count: int) -> None:
     field = None
     writer = lengths = None
     for (fieldname, text), postings in terms:
-        while postings and postings[0][2] == -1:  # Whoosh's mark for a spelling word, not a posting
-            postings = postings[1:]
-        if not postings:
-            continue
+        docnums, weights, values = postings
         if fieldname != field:
             if field is not None:
                 fieldwriter.finish_field()
@@ -110,10 +121,11 @@ def _write_terms(fieldwriter, schema, perdoc, terms, doc_count: int) -> None:
             lengths = _field_lengths(perdoc, fieldname, doc_count)
         fieldwriter.start_term(text)
         limit = writer._blocklimit
-        for start in range(0, len(postings), limit):
+        for start in range(0, len(docnums), limit):
             if start:
                 writer._write_block()
-            _fill_block(writer, postings[start : start + limit], lengths)
+            end = start + limit
+            _fill_block(writer, docnums[start:end], weights[start:end], values[start:end], lengths)
         fieldwriter.finish_term()
     if field is not None:
         fieldwriter.finish_field()
@@ -126,13 +138,11 @@ def _field_lengths(perdoc, fieldname: str, doc_count: int) -> list[int | None]:
     return found + [None] * (doc_count + 1 - len(found))
 
 
-def _fill_block(writer, postings: list[tuple], lengths: list[int | None]) -> None:
+def _fill_block(writer, docnums: array, weights: array | list, values: list, lengths: list[int | None]) -> None:
     """Put postings into the writer's empty block buffer with the statistics add_posting would keep."""
-    docnums = list(map(_docnum, postings))
-    weights = list(map(_weight, postings))
-    writer._ids = array("I", docnums)
+    writer._ids = docnums
     writer._weights = array("f", weights)
-    writer._values = [value for value in map(_value, postings) if value]
+    writer._values = [value for value in values if value]
     top = max(weights)
     writer._maxweight = top if top > 0 else 0
     known = [length for length in map(lengths.__getitem__, docnums) if length]
