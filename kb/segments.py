@@ -3,8 +3,8 @@
 Whoosh's writer buffers every posting of a segment as a tuple in one list, sorts the list when the segment
 is written, and then hands each posting through five method calls (reading the document's field length
 from disk among them) into the block it belongs to. For postmortems of a few hundred words that is half
-the time of an index build. Here a writer adds postings in document order into per-term lists, so only
-the terms need sorting, and each block of up to 128 postings is filled with a few list operations.
+the time of an index build. Here a writer adds postings in document order into per-term columns, so
+only the terms need sorting, and each block of up to 128 postings is filled with a few list operations.
 
 The files written are byte for byte the ones Whoosh writes (`tests/test_segments.py` compares them).
 """
@@ -17,6 +17,8 @@ from collections.abc import Iterator
 from whoosh.codec import whoosh3
 from whoosh.util.numeric import byte_to_length
 from whoosh.writing import PostingPool, SegmentWriter
+
+from kb.postings import tune_whoosh
 
 POSTING_BYTES = 56  # what one buffered posting costs in memory, about: number, weight, value and its slot
 Postings = tuple[array, array | list, list]  # document numbers, weights, encoded values
@@ -90,6 +92,7 @@ class GroupedWriter(SegmentWriter):
     """A SegmentWriter buffering postings in a TermPool and writing them a block at a time."""
 
     def __init__(self, index, *, limitmb: int = 128, **kwargs):
+        tune_whoosh()  # field lengths come from memory (kb.postings), which _field_lengths relies on
         super().__init__(index, limitmb=limitmb, **kwargs)
         self.pool = TermPool(self._tempstorage, self.newsegment, limitmb=limitmb)
 
