@@ -36,12 +36,16 @@ def index_documents(*, session, postmortems: list[Postmortem]) -> list[dict]:
 
 
 def documents_of(kb: KnowledgeBase, postmortem_ids: list[int]) -> Iterator[dict]:
-    """Yield the index documents of these stored postmortems, read BATCH at a time."""
+    """Yield the index documents of these stored postmortems, read BATCH at a time in id order."""
     with kb.session() as session:
-        for start in range(0, len(postmortem_ids), BATCH):
-            batch = postmortem_ids[start : start + BATCH]
-            rows = list(session.exec(select(Postmortem).where(Postmortem.id.in_(batch))))
-            yield from index_documents(session=session, postmortems=rows)
+        yield from _read_documents(session, postmortem_ids)
+
+
+def _read_documents(session: Session, postmortem_ids: list[int]) -> Iterator[dict]:
+    for start in range(0, len(postmortem_ids), BATCH):
+        batch = postmortem_ids[start : start + BATCH]
+        rows = list(session.exec(select(Postmortem).where(Postmortem.id.in_(batch)).order_by(Postmortem.id)))
+        yield from index_documents(session=session, postmortems=rows)
 
 
 def index_postmortems(kb: KnowledgeBase, postmortem_ids: list[int], *,
@@ -103,10 +107,7 @@ def stored_documents(config: Config, postmortem_ids: list[int]) -> Iterator[dict
     engine = make_engine(config.database_url)
     try:
         with Session(engine) as session:
-            for start in range(0, len(postmortem_ids), BATCH):
-                batch = postmortem_ids[start : start + BATCH]
-                rows = list(session.exec(select(Postmortem).where(Postmortem.id.in_(batch)).order_by(Postmortem.id)))
-                yield from index_documents(session=session, postmortems=rows)
+            yield from _read_documents(session, postmortem_ids)
     finally:
         engine.dispose()
 
