@@ -213,6 +213,7 @@ class SearchIndex:
         self._index = None
         self._searcher = None
         self._value_bits: dict[tuple[str, str], int] = {}
+        self._remembered: dict = {}
         self._lock = threading.RLock()
         self._depth = 0
         self._finalizer = None
@@ -257,7 +258,7 @@ class SearchIndex:
                 return
             self._searcher.close()
         self._searcher = retry_vanished_toc(self.index.searcher)
-        self._value_bits = {}
+        self._value_bits, self._remembered = {}, {}
         if self._finalizer is not None:
             self._finalizer.detach()
         # Close the files when this object goes away, rather than leave them to the garbage collector.
@@ -270,12 +271,18 @@ class SearchIndex:
             self._value_bits[key] = bits_of(searcher.docs_for_query(Term(field, value)))
         return self._value_bits[key]
 
+    def remember(self, key, compute: Callable[[], T]) -> T:
+        """Return compute()'s answer, remembered under key until the index changes (call within searcher())."""
+        if key not in self._remembered:
+            self._remembered[key] = compute()
+        return self._remembered[key]
+
     def close(self) -> None:
         """Close the shared searcher."""
         with self._lock:
             if self._finalizer is not None:
                 self._finalizer()
-            self._searcher, self._finalizer, self._value_bits = None, None, {}
+            self._searcher, self._finalizer, self._value_bits, self._remembered = None, None, {}, {}
 
     def upsert(self, documents: Iterable[dict]) -> int:
         """Add or replace documents by slug in one commit; return how many were written."""

@@ -17,6 +17,7 @@ from collections.abc import Iterator
 from itertools import accumulate
 from pickle import dumps
 
+import numpy
 from whoosh.analysis import CompositeAnalyzer, LowercaseFilter, RegexTokenizer, StemFilter, StopFilter
 from whoosh.analysis.tokenizers import default_pattern
 from whoosh.codec import whoosh3
@@ -252,8 +253,44 @@ def _block_ids(matcher) -> list[int] | None:
     return [number for number in ids if number not in excluded] if excluded else ids
 
 
-def _posting_blocks(matcher, *, values: bool = False) -> tuple[frozenset[int], Iterator[tuple]] | None:
-    """Return a term's deleted documents and its posting blocks as (document numbers, encoded values or None).
+def term_postings(searcher, fieldname: str, text) -> tuple[numpy.ndarray, numpy.ndarray] | None:
+    """Return the documents holding a term and its weight in each, as arrays, deleted documents left out.
+
+    The weights are the ones Whoosh's scorers read. None when a posting list is stored in a way this does
+    not read.
+    """
+    docnums, weights = [], []
+    for reader, offset in searcher.reader().leaf_readers():
+        try:
+            matcher = reader.postings(fieldname, text)
+        except TermNotFound:
+            continue
+        blocks = _posting_blocks(matcher, weights=True)
+        if blocks is None:
+            return None
+        excluded, found = blocks
+        ids: list[int] = []
+        parts = []
+        for block, block_weights in found:
+            ids.extend(block)
+            parts.append(block_weights)
+        segment_ids = numpy.asarray(ids, dtype=numpy.int64)
+        segment_weights = numpy.concatenate(parts) if parts else numpy.zeros(0)
+        if excluded:
+            keep = ~numpy.isin(segment_ids, numpy.fromiter(excluded, dtype=numpy.int64, count=len(excluded)))
+            segment_ids, segment_weights = segment_ids[keep], segment_weights[keep]
+        docnums.append(segment_ids + offset)
+        weights.append(segment_weights)
+    if not docnums:
+        return numpy.zeros(0, dtype=numpy.int64), numpy.zeros(0)
+    return numpy.concatenate(docnums), numpy.concatenate(weights)
+
+
+def _posting_blocks(
+    matcher, *, values: bool = False, weights: bool = False
+) -> tuple[frozenset[int], Iterator[tuple]] | None:
+    """Return a term's deleted documents and its posting blocks as (document numbers, extra), where extra is
+    the encoded values, or the weights as an array, or None, as asked.
 
     None when matcher is not Whoosh's own block reader (a term stored inline, say).
     """
@@ -268,12 +305,26 @@ def _posting_blocks(matcher, *, values: bool = False) -> tuple[frozenset[int], I
             if matcher._data is None:
                 matcher._read_data()
             stored = matcher._data[0]
+            extra = None
             if values:
                 matcher._read_values()
-            yield (stored if matcher._byteids else accumulate(stored)), (matcher._values if values else None)
+                extra = matcher._values
+            elif weights:
+                extra = _block_weights(matcher._data[1], matcher._blocklength)
+            yield (stored if matcher._byteids else accumulate(stored)), extra
             matcher._next_block()
 
     return excluded, blocks()
+
+
+def _block_weights(stored, count: int) -> numpy.ndarray:
+    # As W3LeafMatcher._read_weights: nothing stored means 1.0 each; one number stands for each posting's
+    # and Whoosh narrows it to single precision; otherwise one number per posting.
+    if stored is None:
+        return numpy.ones(count)
+    if isinstance(stored, float):
+        return numpy.full(count, stored, dtype=numpy.float32).astype(numpy.float64)
+    return numpy.asarray(stored, dtype=numpy.float64)
 
 
 def phrase_docs(searcher, fieldname: str, words: list[str]) -> set[int] | None:

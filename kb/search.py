@@ -31,6 +31,7 @@ from kb.context import KnowledgeBase
 from kb.errors import InvalidQuery
 from kb.index import bits_of
 from kb.postings import phrase_docs, term_docs
+from kb.ranking import Ranker, field_lengths
 
 TEXT_FIELDS = ("title", "root_cause", "body")
 ALIASES = {"facet": ["facets"], "category": ["categories", "cat"], "service": ["services"], "severity": ["sev"]}
@@ -171,15 +172,14 @@ def search(
         if sort == "relevance" and isinstance(query, Every):
             kwargs = {"sortedby": sorting.FieldFacet("day_number", reverse=True)}
         ranked = "sortedby" not in kwargs
-        # The scoring pass skips what cannot reach the page, so it does not count; the matched set, built
-        # from posting lists, gives the total and the sidebar counts.
-        matched = matching_docs(searcher, query)
+        # The matched set, built from posting lists, gives the total and the sidebar counts; ranking scores
+        # within it, so phrases and exclusions are checked once, not for every document a matcher meets.
+        ranker = Ranker(searcher, lambda name: kb.index.remember(("lengths", name),
+                                                                 lambda: field_lengths(searcher, name)))
+        matched = matching_docs(searcher, query, ranker)
         scoring = ranking_query(query)
-        if scoring is query:
-            results = searcher.search(query, limit=page * per_page, **kwargs)
-        else:
-            # Whoosh checks phrases and exclusions in every document it meets, and cannot skip any while
-            # ranking; the matched set has applied them once, so ranking scores the rest within it.
+        results = ranker.top(scoring, matched, page * per_page) if ranked else None
+        if results is None:  # sorted by a field, or a query kb.ranking leaves to Whoosh
             results = searcher.search(scoring, limit=page * per_page, filter=matched, **kwargs) if matched else []
         if results:
             highlight_with_marks(results)
@@ -278,7 +278,7 @@ def _positive(node: Query, alternative: bool = False) -> Query | None:
     return copied
 
 
-def matching_docs(searcher, query: Query) -> set[int]:
+def matching_docs(searcher, query: Query, ranker: Ranker | None = None) -> set[int]:
     """Return the numbers of the documents a query matches, combining each word's posting list as a set.
 
     Sets are combined in C, far faster than stepping Whoosh's union and intersection matchers one
@@ -290,7 +290,8 @@ def matching_docs(searcher, query: Query) -> set[int]:
         if isinstance(node, Term):
             key = (node.fieldname, node.text)
             if key not in words:
-                words[key] = term_docs(searcher, node.fieldname, node.text)
+                found = ranker.term_docs(*key) if ranker is not None else None
+                words[key] = found if found is not None else term_docs(searcher, *key)
             return words[key]
         if isinstance(node, Every):
             return set(searcher.reader().all_doc_ids())
