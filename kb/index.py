@@ -14,6 +14,7 @@ from datetime import date, datetime
 from pathlib import Path
 from typing import TypeVar
 
+import numpy
 from whoosh.analysis import StemmingAnalyzer
 from whoosh.fields import DATETIME, ID, KEYWORD, NUMERIC, STORED, Schema
 from whoosh.filedb.filestore import FileStorage
@@ -108,13 +109,12 @@ def document_for(postmortem: Postmortem, facets: list[str], categories: list[str
 
 def bits_of(docnums: Iterable[int]) -> int:
     """Return a set of document numbers as an integer whose bit n is set for document n."""
-    docnums = list(docnums)
-    if not docnums:
+    numbers = numpy.fromiter(docnums, dtype=numpy.int64)
+    if not len(numbers):
         return 0
-    buffer = bytearray((max(docnums) >> 3) + 1)
-    for docnum in docnums:
-        buffer[docnum >> 3] |= 1 << (docnum & 7)
-    return int.from_bytes(buffer, "little")
+    flags = numpy.zeros(int(numbers.max()) + 1, dtype=bool)
+    flags[numbers] = True
+    return int.from_bytes(numpy.packbits(flags, bitorder="little").tobytes(), "little")
 
 
 def retry_vanished_toc(read: Callable[[], T]) -> T:

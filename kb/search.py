@@ -325,13 +325,16 @@ def count_values(index, searcher, matched: set[int]) -> dict[str, dict[str, int]
     counts = {}
     for name in COUNTED_FIELDS:
         found = {}
-        for value in searcher.lexicon(name):
-            label = value.decode() if isinstance(value, bytes) else value
+        for label in index.remember(("values", name), lambda name=name: _values_of(searcher, name)):
             n = (matched_bits & index.value_bits(searcher, name, label)).bit_count()
             if n:
                 found[label] = n
         counts[name] = dict(sorted(found.items(), key=lambda kv: (-kv[1], kv[0])))
     return counts
+
+
+def _values_of(searcher, name: str) -> list[str]:
+    return [value.decode() if isinstance(value, bytes) else value for value in searcher.lexicon(name)]
 
 
 def split_labels(value: str | None) -> list[str]:
