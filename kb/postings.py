@@ -13,7 +13,6 @@ from __future__ import annotations
 import re
 from array import array
 from collections import defaultdict
-from collections.abc import Iterator
 from itertools import accumulate
 from pickle import dumps
 
@@ -223,6 +222,47 @@ def tune_whoosh() -> None:
     whoosh3.W3PerDocReader._kb_lengths = True
 
 
+Blocks = tuple[frozenset[int], list[tuple[list[int], tuple, int]]]  # deleted, (document numbers, data, size)
+
+
+def read_blocks(reader, fieldname: str, text, cache: dict | None = None) -> Blocks | None:
+    """Return a term's deleted documents and every posting block of one segment, each block unpickled once.
+
+    A block is (document numbers, Whoosh's stored tuple of ids, weights and values, number of postings).
+    Empty when the segment lacks the term; None when its postings are not Whoosh's own block format (a term
+    stored inline, say). With a cache, a search that needs a term twice (its documents, then its weights or
+    positions) reads it once.
+    """
+    key = (id(reader), fieldname, text)
+    if cache is not None and key in cache:
+        return cache[key]
+    try:
+        matcher = reader.postings(fieldname, text)
+    except TermNotFound:
+        found: Blocks | None = (frozenset(), [])
+    else:
+        found = _blocks_of(matcher)
+    if cache is not None:
+        cache[key] = found
+    return found
+
+
+def _blocks_of(matcher) -> Blocks | None:
+    excluded: frozenset[int] = frozenset()
+    if isinstance(matcher, FilterMatcher) and matcher._exclude:  # the segment's deleted documents
+        excluded, matcher = frozenset(matcher._ids), matcher.child
+    if type(matcher) is not whoosh3.W3LeafMatcher:
+        return None
+    blocks = []
+    while matcher.is_active():
+        if matcher._data is None:
+            matcher._read_data()
+        data = matcher._data
+        blocks.append((data[0] if matcher._byteids else list(accumulate(data[0])), data, matcher._blocklength))
+        matcher._next_block()
+    return excluded, blocks
+
+
 def term_docs(searcher, fieldname: str, text: str) -> set[int]:
     """Return the numbers of the documents holding a term, reading its posting blocks whole.
 
@@ -231,29 +271,23 @@ def term_docs(searcher, fieldname: str, text: str) -> set[int]:
     """
     found: set[int] = set()
     for reader, offset in searcher.reader().leaf_readers():
-        try:
-            matcher = reader.postings(fieldname, text)
-        except TermNotFound:
-            continue
-        ids = _block_ids(matcher)
-        if ids is None:  # a kind of matcher this does not know: Whoosh's own way
-            ids = list(matcher.all_ids())
+        blocks = read_blocks(reader, fieldname, text)
+        if blocks is None:  # a kind of posting list this does not know: Whoosh's own way
+            try:
+                ids = list(reader.postings(fieldname, text).all_ids())
+            except TermNotFound:
+                ids = []
+        else:
+            excluded, stored = blocks
+            ids = [number for block, _, _ in stored for number in block]
+            if excluded:
+                ids = [number for number in ids if number not in excluded]
         found.update(ids if not offset else [number + offset for number in ids])
     return found
 
 
-def _block_ids(matcher) -> list[int] | None:
-    blocks = _posting_blocks(matcher)
-    if blocks is None:
-        return None
-    excluded, found = blocks
-    ids: list[int] = []
-    for block, _ in found:
-        ids.extend(block)
-    return [number for number in ids if number not in excluded] if excluded else ids
-
-
-def term_postings(searcher, fieldname: str, text) -> tuple[numpy.ndarray, numpy.ndarray] | None:
+def term_postings(searcher, fieldname: str, text, cache: dict | None = None
+                  ) -> tuple[numpy.ndarray, numpy.ndarray] | None:
     """Return the documents holding a term and its weight in each, as arrays, deleted documents left out.
 
     The weights are the ones Whoosh's scorers read. None when a posting list is stored in a way this does
@@ -261,60 +295,22 @@ def term_postings(searcher, fieldname: str, text) -> tuple[numpy.ndarray, numpy.
     """
     docnums, weights = [], []
     for reader, offset in searcher.reader().leaf_readers():
-        try:
-            matcher = reader.postings(fieldname, text)
-        except TermNotFound:
-            continue
-        blocks = _posting_blocks(matcher, weights=True)
+        blocks = read_blocks(reader, fieldname, text, cache)
         if blocks is None:
             return None
-        excluded, found = blocks
-        ids: list[int] = []
-        parts = []
-        for block, block_weights in found:
-            ids.extend(block)
-            parts.append(block_weights)
-        segment_ids = numpy.asarray(ids, dtype=numpy.int64)
-        segment_weights = numpy.concatenate(parts) if parts else numpy.zeros(0)
+        excluded, stored = blocks
+        if not stored:
+            continue
+        ids = numpy.asarray([number for block, _, _ in stored for number in block], dtype=numpy.int64)
+        segment_weights = numpy.concatenate([_block_weights(data[1], size) for _, data, size in stored])
         if excluded:
-            keep = ~numpy.isin(segment_ids, numpy.fromiter(excluded, dtype=numpy.int64, count=len(excluded)))
-            segment_ids, segment_weights = segment_ids[keep], segment_weights[keep]
-        docnums.append(segment_ids + offset)
+            keep = ~numpy.isin(ids, numpy.fromiter(excluded, dtype=numpy.int64, count=len(excluded)))
+            ids, segment_weights = ids[keep], segment_weights[keep]
+        docnums.append(ids + offset)
         weights.append(segment_weights)
     if not docnums:
         return numpy.zeros(0, dtype=numpy.int64), numpy.zeros(0)
     return numpy.concatenate(docnums), numpy.concatenate(weights)
-
-
-def _posting_blocks(
-    matcher, *, values: bool = False, weights: bool = False
-) -> tuple[frozenset[int], Iterator[tuple]] | None:
-    """Return a term's deleted documents and its posting blocks as (document numbers, extra), where extra is
-    the encoded values, or the weights as an array, or None, as asked.
-
-    None when matcher is not Whoosh's own block reader (a term stored inline, say).
-    """
-    excluded: frozenset[int] = frozenset()
-    if isinstance(matcher, FilterMatcher) and matcher._exclude:  # the segment's deleted documents
-        excluded, matcher = frozenset(matcher._ids), matcher.child
-    if type(matcher) is not whoosh3.W3LeafMatcher:
-        return None
-
-    def blocks() -> Iterator[tuple]:
-        while matcher.is_active():
-            if matcher._data is None:
-                matcher._read_data()
-            stored = matcher._data[0]
-            extra = None
-            if values:
-                matcher._read_values()
-                extra = matcher._values
-            elif weights:
-                extra = _block_weights(matcher._data[1], matcher._blocklength)
-            yield (stored if matcher._byteids else accumulate(stored)), extra
-            matcher._next_block()
-
-    return excluded, blocks()
 
 
 def _block_weights(stored, count: int) -> numpy.ndarray:
@@ -327,7 +323,7 @@ def _block_weights(stored, count: int) -> numpy.ndarray:
     return numpy.asarray(stored, dtype=numpy.float64)
 
 
-def phrase_docs(searcher, fieldname: str, words: list[str]) -> set[int] | None:
+def phrase_docs(searcher, fieldname: str, words: list[str], cache: dict | None = None) -> set[int] | None:
     """Return the documents holding words at consecutive positions in a field; None if this cannot tell.
 
     The documents holding every word come from whole posting blocks; positions are decoded only for them.
@@ -339,13 +335,10 @@ def phrase_docs(searcher, fieldname: str, words: list[str]) -> set[int] | None:
     for reader, offset in searcher.reader().leaf_readers():
         postings = []
         for word in words:
-            try:
-                values = _block_values(reader.postings(fieldname, word))
-            except TermNotFound:
-                values = {}
-            if values is None:
+            blocks = read_blocks(reader, fieldname, field.to_bytes(word), cache)
+            if blocks is None:
                 return None
-            postings.append(values)
+            postings.append(_positions_by_doc(blocks))
         if not postings or not all(postings):
             continue
         candidates = set(min(postings, key=len)).intersection(*postings)
@@ -361,15 +354,12 @@ def phrase_docs(searcher, fieldname: str, words: list[str]) -> set[int] | None:
     return found
 
 
-def _block_values(matcher) -> dict[int, bytes] | None:
+def _positions_by_doc(blocks: Blocks) -> dict[int, bytes]:
     """Return each document's encoded positions of a term, by document number within its segment."""
-    blocks = _posting_blocks(matcher, values=True)
-    if blocks is None:
-        return None
-    excluded, found = blocks
+    excluded, stored = blocks
     values: dict[int, bytes] = {}
-    for block, encoded in found:
-        values.update(zip(block, encoded, strict=True))
+    for ids, data, _size in stored:
+        values.update(zip(ids, data[2], strict=True))  # positions: one encoded string per posting
     for docnum in excluded:
         values.pop(docnum, None)
     return values

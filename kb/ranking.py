@@ -57,12 +57,13 @@ class Ranker:
         self.size = searcher.doc_count_all()
         self._field_lengths = field_lengths
         self._postings: dict[tuple[str, bytes], tuple[numpy.ndarray, numpy.ndarray] | None] = {}
+        self.blocks: dict = {}  # posting blocks read in this search, shared with phrase checks (kb.postings)
 
     def postings(self, fieldname: str, text) -> tuple[numpy.ndarray, numpy.ndarray] | None:
         """Return a term's document numbers and weights, deleted documents left out; None if unreadable."""
         key = (fieldname, text)
         if key not in self._postings:
-            self._postings[key] = term_postings(self.searcher, fieldname, text)
+            self._postings[key] = term_postings(self.searcher, fieldname, text, self.blocks)
         return self._postings[key]
 
     def term_docs(self, fieldname: str, text: str) -> set[int] | None:

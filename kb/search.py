@@ -307,7 +307,7 @@ def matching_docs(searcher, query: Query, ranker: Ranker | None = None) -> set[i
         if isinstance(node, Or | DisjunctionMax):
             return set().union(*(docs(child) for child in node.subqueries))
         if isinstance(node, Phrase) and node.slop == 1:
-            found = phrase_docs(searcher, node.fieldname, node.words)
+            found = phrase_docs(searcher, node.fieldname, node.words, ranker.blocks if ranker else None)
             if found is not None:
                 return found
         return set(searcher.docs_for_query(node))
