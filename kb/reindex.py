@@ -17,7 +17,7 @@ from kb.config import Config
 from kb.context import KnowledgeBase
 from kb.index import SEGMENT_DOCS, document_for
 from kb.models import Postmortem
-from kb.storage import active_labels, make_engine, tags_for
+from kb.storage import active_labels_of, make_engine
 
 log = logging.getLogger(__name__)
 BATCH = 500
@@ -28,9 +28,9 @@ QUEUED_BATCHES = 64  # batches an import may hand the indexing process ahead of 
 
 def index_documents(*, session, postmortems: list[Postmortem]) -> list[dict]:
     """Return the index documents of these postmortems with their active labels."""
-    tags = tags_for(session=session, postmortem_ids=[pm.id for pm in postmortems])
+    labels = active_labels_of(session=session, postmortem_ids=[pm.id for pm in postmortems])
     return [
-        document_for(pm, active_labels(tags[pm.id], "facet"), active_labels(tags[pm.id], "category"))
+        document_for(pm, labels[pm.id].get("facet", []), labels[pm.id].get("category", []))
         for pm in postmortems
     ]
 
