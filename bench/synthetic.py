@@ -1,6 +1,8 @@
 """Make synthetic postmortems for benchmarks: markdown files, or rows written straight into a database.
 
 The text is assembled from sentences of seed_data, so vocabulary and cue density look like real postmortems.
+Only the seed files named in corpus_sources.txt are used, so that adding seed postmortems does not change the
+benchmark corpus and figures stay comparable from one change to the next.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+SOURCES = Path(__file__).resolve().parent / "corpus_sources.txt"
 SEVERITIES = ["SEV1", "SEV2", "SEV3", "SEV4", ""]
 SERVICES = ["search-ranker", "recs-api", "recs-trainer", "pricing-engine", "fraud-scorer", "forecast-batch",
             "feature-store", "support-bot", "label-pipeline", "image-tagger", "shipping-eta", "review-filter"]
@@ -19,9 +22,12 @@ SECTIONS = ["Summary", "Impact", "Timeline", "Root cause", "Contributing factors
 
 
 def seed_sentences() -> list[str]:
-    """Return the prose sentences of every seed postmortem (front matter and headings left out)."""
+    """Return the prose sentences of the listed seed postmortems (front matter and headings left out)."""
     sentences = []
-    for path in sorted((ROOT / "seed_data").glob("*.md")):
+    names = SOURCES.read_text(encoding="utf-8").split()
+    for path in (ROOT / "seed_data" / name for name in names):
+        if not path.is_file():
+            raise FileNotFoundError(f"{SOURCES.name} names {path.name}, which is not in seed_data/")
         text = path.read_text(encoding="utf-8")
         text = re.sub(r"\A---\n.*?\n---\n", "", text, flags=re.S)
         for line in text.splitlines():
