@@ -13,6 +13,7 @@ from __future__ import annotations
 import re
 from array import array
 from collections import defaultdict
+from collections.abc import Iterator
 from itertools import accumulate
 from pickle import dumps
 
@@ -222,45 +223,35 @@ def tune_whoosh() -> None:
     whoosh3.W3PerDocReader._kb_lengths = True
 
 
-Blocks = tuple[frozenset[int], list[tuple[list[int], tuple, int]]]  # deleted, (document numbers, data, size)
+Blocks = tuple[frozenset[int], Iterator[tuple[list[int], tuple, int]]]  # deleted; (numbers, data, size) per block
+Arrays = tuple[numpy.ndarray, numpy.ndarray]  # document numbers within a segment, and weights
 
 
-def read_blocks(reader, fieldname: str, text, cache: dict | None = None) -> Blocks | None:
-    """Return a term's deleted documents and every posting block of one segment, each block unpickled once.
+def read_blocks(reader, fieldname: str, text) -> Blocks | None:
+    """Return a term's deleted documents in one segment and its posting blocks, unpickled one at a time.
 
     A block is (document numbers, Whoosh's stored tuple of ids, weights and values, number of postings).
-    Empty when the segment lacks the term; None when its postings are not Whoosh's own block format (a term
-    stored inline, say). With a cache, a search that needs a term twice (its documents, then its weights or
-    positions) reads it once.
+    None when its postings are not Whoosh's own block format (a term stored inline, say).
     """
-    key = (id(reader), fieldname, text)
-    if cache is not None and key in cache:
-        return cache[key]
     try:
         matcher = reader.postings(fieldname, text)
     except TermNotFound:
-        found: Blocks | None = (frozenset(), [])
-    else:
-        found = _blocks_of(matcher)
-    if cache is not None:
-        cache[key] = found
-    return found
-
-
-def _blocks_of(matcher) -> Blocks | None:
+        return frozenset(), iter(())
     excluded: frozenset[int] = frozenset()
     if isinstance(matcher, FilterMatcher) and matcher._exclude:  # the segment's deleted documents
         excluded, matcher = frozenset(matcher._ids), matcher.child
     if type(matcher) is not whoosh3.W3LeafMatcher:
         return None
-    blocks = []
-    while matcher.is_active():
-        if matcher._data is None:
-            matcher._read_data()
-        data = matcher._data
-        blocks.append((data[0] if matcher._byteids else list(accumulate(data[0])), data, matcher._blocklength))
-        matcher._next_block()
-    return excluded, blocks
+
+    def blocks() -> Iterator[tuple[list[int], tuple, int]]:
+        while matcher.is_active():
+            if matcher._data is None:
+                matcher._read_data()
+            data = matcher._data
+            yield (data[0] if matcher._byteids else list(accumulate(data[0]))), data, matcher._blocklength
+            matcher._next_block()
+
+    return excluded, blocks()
 
 
 def term_docs(searcher, fieldname: str, text: str) -> set[int]:
@@ -273,10 +264,7 @@ def term_docs(searcher, fieldname: str, text: str) -> set[int]:
     for reader, offset in searcher.reader().leaf_readers():
         blocks = read_blocks(reader, fieldname, text)
         if blocks is None:  # a kind of posting list this does not know: Whoosh's own way
-            try:
-                ids = list(reader.postings(fieldname, text).all_ids())
-            except TermNotFound:
-                ids = []
+            ids = list(reader.postings(fieldname, text).all_ids())
         else:
             excluded, stored = blocks
             ids = [number for block, _, _ in stored for number in block]
@@ -286,31 +274,38 @@ def term_docs(searcher, fieldname: str, text: str) -> set[int]:
     return found
 
 
-def term_postings(searcher, fieldname: str, text, cache: dict | None = None
-                  ) -> tuple[numpy.ndarray, numpy.ndarray] | None:
+def term_postings(searcher, fieldname: str, text, cache: dict | None = None) -> Arrays | None:
     """Return the documents holding a term and its weight in each, as arrays, deleted documents left out.
 
     The weights are the ones Whoosh's scorers read. None when a posting list is stored in a way this does
-    not read.
+    not read. A cache shared with phrase_docs saves reading a segment's postings twice in one search.
     """
     docnums, weights = [], []
     for reader, offset in searcher.reader().leaf_readers():
-        blocks = read_blocks(reader, fieldname, text, cache)
-        if blocks is None:
-            return None
-        excluded, stored = blocks
-        if not stored:
-            continue
-        ids = numpy.asarray([number for block, _, _ in stored for number in block], dtype=numpy.int64)
-        segment_weights = numpy.concatenate([_block_weights(data[1], size) for _, data, size in stored])
-        if excluded:
-            keep = ~numpy.isin(ids, numpy.fromiter(excluded, dtype=numpy.int64, count=len(excluded)))
-            ids, segment_weights = ids[keep], segment_weights[keep]
-        docnums.append(ids + offset)
-        weights.append(segment_weights)
+        key = (id(reader), fieldname, text)
+        found = cache.get(key) if cache is not None else None
+        if found is None:
+            blocks = read_blocks(reader, fieldname, text)
+            if blocks is None:
+                return None
+            found = _arrays(blocks[0], list(blocks[1]))
+        docnums.append(found[0] + offset)
+        weights.append(found[1])
     if not docnums:
         return numpy.zeros(0, dtype=numpy.int64), numpy.zeros(0)
     return numpy.concatenate(docnums), numpy.concatenate(weights)
+
+
+def _arrays(excluded: frozenset[int], stored: list[tuple[list[int], tuple, int]]) -> Arrays:
+    """Return the document numbers and weights of a segment's posting blocks, deleted documents left out."""
+    if not stored:
+        return numpy.zeros(0, dtype=numpy.int64), numpy.zeros(0)
+    ids = numpy.asarray([number for block, _, _ in stored for number in block], dtype=numpy.int64)
+    weights = numpy.concatenate([_block_weights(data[1], size) for _, data, size in stored])
+    if excluded:
+        keep = ~numpy.isin(ids, numpy.fromiter(excluded, dtype=numpy.int64, count=len(excluded)))
+        ids, weights = ids[keep], weights[keep]
+    return ids, weights
 
 
 def _block_weights(stored, count: int) -> numpy.ndarray:
@@ -327,6 +322,7 @@ def phrase_docs(searcher, fieldname: str, words: list[str], cache: dict | None =
     """Return the documents holding words at consecutive positions in a field; None if this cannot tell.
 
     The documents holding every word come from whole posting blocks; positions are decoded only for them.
+    With a cache, each word's document numbers and weights are kept for term_postings.
     """
     field = searcher.schema[fieldname] if fieldname in searcher.schema else None
     if not words or field is None or not isinstance(field.format, Positions):
@@ -335,10 +331,14 @@ def phrase_docs(searcher, fieldname: str, words: list[str], cache: dict | None =
     for reader, offset in searcher.reader().leaf_readers():
         postings = []
         for word in words:
-            blocks = read_blocks(reader, fieldname, field.to_bytes(word), cache)
+            text = field.to_bytes(word)
+            blocks = read_blocks(reader, fieldname, text)
             if blocks is None:
                 return None
-            postings.append(_positions_by_doc(blocks))
+            excluded, stored = blocks[0], list(blocks[1])
+            if cache is not None:
+                cache.setdefault((id(reader), fieldname, text), _arrays(excluded, stored))
+            postings.append(_positions_by_doc(excluded, stored))
         if not postings or not all(postings):
             continue
         candidates = set(min(postings, key=len)).intersection(*postings)
@@ -354,9 +354,8 @@ def phrase_docs(searcher, fieldname: str, words: list[str], cache: dict | None =
     return found
 
 
-def _positions_by_doc(blocks: Blocks) -> dict[int, bytes]:
+def _positions_by_doc(excluded: frozenset[int], stored: list[tuple[list[int], tuple, int]]) -> dict[int, bytes]:
     """Return each document's encoded positions of a term, by document number within its segment."""
-    excluded, stored = blocks
     values: dict[int, bytes] = {}
     for ids, data, _size in stored:
         values.update(zip(ids, data[2], strict=True))  # positions: one encoded string per posting
