@@ -80,7 +80,9 @@ def test_every_matched_document_scores_what_whoosh_gives_it(one_segment, q):
         scoring = ranking_query(query)
         expected = whoosh_scores(searcher, scoring)
         assert expected, f"{q!r} matches nothing in the sample, so it tests nothing"
-        scored = ranker(one_segment, searcher)._score(scoring)
+        this = ranker(one_segment, searcher)
+        assert this.top(scoring, matching_docs(searcher, query), 10) is not None  # not left to Whoosh
+        scored = this._score(scoring)
         assert set(scored.matched.nonzero()[0].tolist()) == set(expected)
         for docnum, score in expected.items():
             assert scored.score[docnum] == pytest.approx(score, rel=1e-12, abs=1e-12), docnum
