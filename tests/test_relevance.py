@@ -7,9 +7,9 @@ from kb.relevance import evaluate_queries, judged_corpus, load_judged, summarise
 from tests.conftest import ROOT, SEED
 
 JUDGED = ROOT / "tests" / "data" / "judged_queries.toml"
-# Measured with bench/relevance.py on 2026-11-29 (stop 11): MRR 0.984, recall@5 0.898.
+# Measured with bench/relevance.py on 2026-11-29: MRR 0.984, recall@5 0.898 (stop 11); 0.984, 0.906 with kb.ranking.
 MIN_MRR = 0.98
-MIN_RECALL_AT_5 = 0.89
+MIN_RECALL_AT_5 = 0.90
 
 
 def test_judged_set_is_large_enough_and_names_real_postmortems():
