@@ -2,8 +2,8 @@
 
 Whoosh scores a query one document at a time: each step moves a tree of matcher objects, asks every
 posting list for its weight and field length, and for the any-word group walks the tree again to count the
-words matched. On 50,000 postmortems a two-word query that matches most of them spent nearly all of its
-time there. Here each term's posting list is read whole, its BM25F score computed for all its documents at
+words matched. On 50,000 postmortems a two-word query that matches most of them spent three quarters of
+its time there. Here each term's posting list is read whole, its BM25F score computed for all its documents at
 once, and the query tree combined as arrays: the same formulas, in the same order of operations per term,
 so a document scores what Whoosh gives it (`tests/test_ranking.py` compares them).
 
@@ -14,8 +14,8 @@ depends on how it walked the index rather than on the document:
 - While collecting, Whoosh drops posting lists it has run through and recounts the terms, so the last
   documents it meets score differently from the first; here every document is scored against all terms.
 
-Queries with parts other than terms, AND and OR (prefixes, ranges, phrases still to be checked) return None
-and are left to Whoosh.
+Queries with parts other than terms, AND and OR (prefixes, date ranges) are left to Whoosh; kb.search turns
+phrases into AND of their words before ranking, having checked the positions already.
 """
 
 from __future__ import annotations
@@ -57,7 +57,7 @@ class Ranker:
         self.size = searcher.doc_count_all()
         self._field_lengths = field_lengths
         self._postings: dict[tuple[str, bytes], tuple[numpy.ndarray, numpy.ndarray] | None] = {}
-        self.blocks: dict = {}  # posting blocks read in this search, shared with phrase checks (kb.postings)
+        self.blocks: dict = {}  # postings a phrase check of this search has read already (kb.postings)
 
     def postings(self, fieldname: str, text) -> tuple[numpy.ndarray, numpy.ndarray] | None:
         """Return a term's document numbers and weights, deleted documents left out; None if unreadable."""
