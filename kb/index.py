@@ -215,8 +215,7 @@ class SearchIndex:
         self.path = Path(path)
         self._index = None
         self._searcher = None
-        self._value_bits: dict[tuple[str, str], int] = {}
-        self._remembered: dict = {}
+        self._remembered: dict = {}  # what remember() computed for the current searcher
         self._lock = threading.RLock()
         self._depth = 0
         self._finalizer = None
@@ -261,7 +260,7 @@ class SearchIndex:
                 return
             self._searcher.close()
         self._searcher = retry_vanished_toc(self.index.searcher)
-        self._value_bits, self._remembered = {}, {}
+        self._remembered = {}
         if self._finalizer is not None:
             self._finalizer.detach()
         # Close the files when this object goes away, rather than leave them to the garbage collector.
@@ -269,10 +268,7 @@ class SearchIndex:
 
     def value_bits(self, searcher, field: str, value: str) -> int:
         """Return the documents holding value in field as bits of an integer, remembered until the index changes."""
-        key = (field, value)
-        if key not in self._value_bits:
-            self._value_bits[key] = bits_of(searcher.docs_for_query(Term(field, value)))
-        return self._value_bits[key]
+        return self.remember(("bits", field, value), lambda: bits_of(searcher.docs_for_query(Term(field, value))))
 
     def remember(self, key, compute: Callable[[], T]) -> T:
         """Return compute()'s answer, remembered under key until the index changes (call within searcher())."""
@@ -285,7 +281,7 @@ class SearchIndex:
         with self._lock:
             if self._finalizer is not None:
                 self._finalizer()
-            self._searcher, self._finalizer, self._value_bits, self._remembered = None, None, {}, {}
+            self._searcher, self._finalizer, self._remembered = None, None, {}
 
     def upsert(self, documents: Iterable[dict]) -> int:
         """Add or replace documents by slug in one commit; return how many were written."""
