@@ -43,7 +43,7 @@ def build(folder, batches: int) -> SearchIndex:
     return index
 
 
-def ranker(index: SearchIndex, searcher) -> Ranker:
+def ranker(searcher) -> Ranker:
     return Ranker(searcher, lambda name: field_lengths(searcher, name))
 
 
@@ -80,7 +80,7 @@ def test_every_matched_document_scores_what_whoosh_gives_it(one_segment, q):
         scoring = ranking_query(query)
         expected = whoosh_scores(searcher, scoring)
         assert expected, f"{q!r} matches nothing in the sample, so it tests nothing"
-        this = ranker(one_segment, searcher)
+        this = ranker(searcher)
         assert this.top(scoring, matching_docs(searcher, query), 10) is not None  # not left to Whoosh
         scored = this._score(scoring)
         assert set(scored.matched.nonzero()[0].tolist()) == set(expected)
@@ -94,7 +94,7 @@ def test_segments_do_not_change_the_ranking(one_segment, four_segments, q):
         with index.searcher() as searcher:
             assert len(searcher.reader().leaf_readers()) == (1 if index is one_segment else 4)
             query = build_query(searcher.schema, q)
-            results = ranker(index, searcher).top(ranking_query(query), matching_docs(searcher, query), 10)
+            results = ranker(searcher).top(ranking_query(query), matching_docs(searcher, query), 10)
             return [(hit["slug"], round(hit.score, 9)) for hit in results]
 
     single = ranked(one_segment)
@@ -104,7 +104,7 @@ def test_segments_do_not_change_the_ranking(one_segment, four_segments, q):
 
 def test_the_best_are_kept_in_order_and_ties_go_to_the_earlier_document(one_segment):
     with one_segment.searcher() as searcher:
-        this = ranker(one_segment, searcher)
+        this = ranker(searcher)
         # A filter field scores its weight, 1.0 for every holder: all tie.
         everyone = matching_docs(searcher, Term("facet", "strategy"))
         top = this.top(Term("facet", "strategy"), everyone, 3)
@@ -126,7 +126,7 @@ def test_deleted_documents_are_never_ranked(tmp_path):
         with index.searcher() as searcher:
             query = build_query(searcher.schema, "model")
             matched = matching_docs(searcher, query)
-            results = ranker(index, searcher).top(query, matched, len(matched))
+            results = ranker(searcher).top(query, matched, len(matched))
             slugs = {hit["slug"] for hit in results}
             assert slugs and not slugs & set(gone)
             assert set(searcher.docs_for_query(query)) == matched
@@ -137,4 +137,4 @@ def test_deleted_documents_are_never_ranked(tmp_path):
 def test_queries_it_cannot_score_are_left_to_whoosh(one_segment):
     with one_segment.searcher() as searcher:
         query = Prefix("body", "retrain")
-        assert ranker(one_segment, searcher).top(query, matching_docs(searcher, query), 10) is None
+        assert ranker(searcher).top(query, matching_docs(searcher, query), 10) is None
