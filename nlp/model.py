@@ -33,8 +33,9 @@ TEXTCAT_CONFIG = {
         "length": 32768,
     }
 }
-# Models saved before the features were section-weighted lemmas used another file name, so they are not loaded.
-META_FILE = "kb-model-lemmas.json"
+# Models saved before bags were scaled and scores stacked used other file names, so they are not loaded.
+META_FILE = "kb-model-stacked.json"
+BAG_LENGTH = 10.0  # every bag's Euclidean length after scaling
 
 Bag = tuple[numpy.ndarray, numpy.ndarray]  # distinct lemma ids, and their weighted counts
 
@@ -101,10 +102,18 @@ class TextModel:
 
 
 def _features(bags: Sequence[Bag]) -> tuple[numpy.ndarray, numpy.ndarray, numpy.ndarray]:
-    """Return bags in the (keys, values, lengths) form that spaCy's bag-of-words layer reads."""
+    """Return bags in the (keys, values, lengths) form that spaCy's bag-of-words layer reads.
+
+    Each bag is scaled to the same length, so a long write-up does not score higher only for being long.
+    """
     keys = numpy.concatenate([keys for keys, _ in bags]).astype("uint64")
-    values = numpy.concatenate([counts for _, counts in bags]).astype("f")
+    values = numpy.concatenate([_scaled(counts) for _, counts in bags]).astype("f")
     return keys, values, numpy.asarray([len(keys) for keys, _ in bags], dtype="int32")
+
+
+def _scaled(counts: numpy.ndarray) -> numpy.ndarray:
+    norm = float(numpy.sqrt(numpy.dot(counts, counts)))
+    return counts * (BAG_LENGTH / norm) if norm else counts
 
 
 def train_model(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 from bisect import bisect_right
 from collections.abc import Iterable, Sequence
@@ -29,7 +30,7 @@ RULED_OUT = re.compile(
     r"first suspected|initially suspected|briefly suspected|could have|would have|might have|"
     r"hypothesis|theory|suspicion|suspected|set (?:it|that|this|\w+) aside|turned out not|ruled that out)\b"
 )
-DEFAULT_RULE_WEIGHT = 0.5
+PROB_FLOOR = 1e-4  # keeps the model's log-odds finite
 MAX_EVIDENCE = 3
 MIN_EVIDENCE_TOKENS = 4
 MAX_SENTENCE_WEIGHT = 0.95
@@ -77,9 +78,16 @@ def join_sections(sections: Sequence[tuple[str, str]]) -> tuple[str, list[tuple[
     return SECTION_SEPARATOR.join(parts), starts or [(0, "summary")]
 
 
-def blend(rule: float, prob: float, weight: float) -> float:
-    """Return a label's score from the rules' score and the model's probability; weight is the rules' share."""
-    return weight * rule + (1 - weight) * prob
+def stack_inputs(rule: float, prob: float) -> list[float]:
+    """Return what a label's stacking weights multiply: the rules' score, the model's log-odds, and 1."""
+    prob = min(max(prob, PROB_FLOOR), 1.0 - PROB_FLOOR)
+    return [rule, math.log(prob / (1.0 - prob)), 1.0]
+
+
+def stacked(weights: Sequence[float], rule: float, prob: float) -> float:
+    """Return a label's score from the rules' score and the model's probability, weighed as fitted for it."""
+    total = sum(w * x for w, x in zip(weights, stack_inputs(rule, prob), strict=True))
+    return 0.5 * (1.0 + math.tanh(total / 2))  # the logistic function, without overflow for large totals
 
 
 def rule_score(found: Sequence[tuple[float, str]]) -> float:
@@ -228,14 +236,14 @@ class Tagger:
         return sorted(suggestions, key=lambda s: (-s.score, s.label))
 
     def _combined(self, analysis: Analysis, scores: dict[str, float], probs: dict[str, float]) -> list[Suggestion]:
-        weights = self.model.meta.get("rule_weights", {})
+        stacks = self.model.meta.get("stacks", {})
         thresholds = self.model.meta.get("thresholds", {})
         suggestions = []
         sentence_probs = None
         for label in self.kinds:
             rule = scores.get(label, 0.0)
             prob = probs.get(label, 0.0) if label in self.model_labels else rule
-            score = blend(rule, prob, weights.get(label, DEFAULT_RULE_WEIGHT))
+            score = stacked(stacks[label], rule, prob) if label in stacks else (rule + prob) / 2
             if score < thresholds.get(label, self.taxonomy.threshold_for(label)):
                 continue
             evidence = self._evidence(analysis.hits.get(label, []))

@@ -1,54 +1,63 @@
-"""Fit the tagger's model on labelled documents; choose, per label, how to blend rules and model on held-out folds."""
+"""Fit the tagger's model on labelled documents; learn, per label, how to weigh rules and model on held-out folds."""
 
 from __future__ import annotations
 
 import random
 from collections.abc import Sequence
 
+import numpy
+
 from nlp.model import TextModel, train_model
-from nlp.tagger import Tagger, blend
+from nlp.tagger import Tagger, stack_inputs
 
 THRESHOLD_GRID = [round(0.15 + 0.05 * i, 2) for i in range(14)]  # 0.15 .. 0.80
-# Share of the rules in a label's score; 1.0 means the model is not trusted for that label.
-RULE_WEIGHT_GRID = (1.0, 0.7, 0.5, 0.3)
+RIDGE = 0.1  # pulls the stacking weights towards 0, so that a label with few examples is not fitted to them
+NEWTON_STEPS = 25
 
 
 def _f1(tp: int, fp: int, fn: int) -> float:
     return 2 * tp / (2 * tp + fp + fn) if tp else 0.0
 
 
-def choose_blend(
-    held_out: Sequence[tuple[dict[str, float], dict[str, float]]],
-    gold: Sequence[set[str]],
-    label: str,
-    default_threshold: float,
-) -> tuple[float, float]:
-    """Return the (rule weight, threshold) with the best F1 for label on held-out (rules, model) scores.
+def _logistic(totals: numpy.ndarray) -> numpy.ndarray:
+    return 0.5 * (1.0 + numpy.tanh(totals / 2))  # 1 / (1 + e^-x), without overflow for large totals
 
-    Among equal F1s, more weight on the rules (explainable) and a threshold nearer the default win,
-    so that thin data does not swing the choice far.
-    """
-    best, best_key = (1.0, default_threshold), None
-    for weight in RULE_WEIGHT_GRID:
-        scores = [blend(rules.get(label, 0.0), probs.get(label, 0.0), weight) for rules, probs in held_out]
-        for threshold in THRESHOLD_GRID:
-            tp = fp = fn = 0
-            for score, doc_gold in zip(scores, gold, strict=True):
-                predicted, actual = score >= threshold, label in doc_gold
-                tp += predicted and actual
-                fp += predicted and not actual
-                fn += actual and not predicted
-            key = (round(_f1(tp, fp, fn), 9), weight, -abs(threshold - default_threshold))
-            if best_key is None or key > best_key:
-                best, best_key = (weight, threshold), key
+
+def fit_stack(inputs: numpy.ndarray, truth: numpy.ndarray) -> numpy.ndarray:
+    """Return the ridge logistic regression weights that best predict truth from inputs (one row per document)."""
+    weights = numpy.zeros(inputs.shape[1])
+    penalty = RIDGE * numpy.eye(inputs.shape[1])
+    penalty[-1, -1] = 0.0  # the intercept is not pulled towards 0
+    for _step in range(NEWTON_STEPS):
+        probs = _logistic(inputs @ weights)
+        gradient = inputs.T @ (probs - truth) + penalty @ weights
+        hessian = (inputs * (probs * (1 - probs))[:, None]).T @ inputs + penalty
+        step = numpy.linalg.solve(hessian + 1e-9 * numpy.eye(len(weights)), gradient)
+        weights -= step
+        if float(numpy.abs(step).max()) < 1e-8:
+            break
+    return weights
+
+
+def choose_threshold(scores: numpy.ndarray, truth: numpy.ndarray, default: float) -> float:
+    """Return the threshold with the best F1 on held-out scores; among equals, the one nearest the default."""
+    best, best_key = default, None
+    for threshold in THRESHOLD_GRID:
+        predicted = scores >= threshold
+        tp = int((predicted & truth).sum())
+        fp = int((predicted & ~truth).sum())
+        fn = int((~predicted & truth).sum())
+        key = (round(_f1(tp, fp, fn), 9), -abs(threshold - default))
+        if best_key is None or key > best_key:
+            best, best_key = threshold, key
     return best
 
 
 def fit_model(
     rules: Tagger, documents: Sequence[Sequence[tuple[str, str]]], label_sets: Sequence[set[str]],
-    *, inner_folds: int = 3, seed: int = 7,
+    *, inner_folds: int = 5, seed: int = 7,
 ) -> TextModel:
-    """Train the model on all documents, with each label's blend and threshold chosen on inner held-out folds."""
+    """Train the model on all documents, with each label's stacking weights and threshold fitted on inner folds."""
     labels = [label.id for label in rules.taxonomy.labels]
     analyses = rules.analyse(documents)
     bags = [rules.model_input(a) for a in analyses]
@@ -64,11 +73,16 @@ def fit_model(
             probabilities = model.predict([bags[i] for i in test])
             held_out += [(rules.rule_scores(analyses[i]), probs) for i, probs in zip(test, probabilities, strict=True)]
             held_gold += [label_sets[i] for i in test]
-    thresholds, weights = {}, {}
+    stacks, thresholds = {}, {}
     for label in labels if held_out else ():
-        weights[label], thresholds[label] = choose_blend(
-            held_out, held_gold, label, rules.taxonomy.threshold_for(label)
-        )
+        inputs = numpy.asarray([stack_inputs(r.get(label, 0.0), p.get(label, 0.0)) for r, p in held_out])
+        truth = numpy.asarray([label in gold for gold in held_gold])
+        if truth.all() or not truth.any():
+            continue
+        weights = fit_stack(inputs, truth.astype(float))
+        scores = _logistic(inputs @ weights)
+        stacks[label] = [round(float(w), 6) for w in weights]
+        thresholds[label] = choose_threshold(scores, truth, rules.taxonomy.threshold_for(label))
     model = train_model(bags, list(label_sets), labels, seed=seed)
-    model.meta = {"thresholds": thresholds, "rule_weights": weights, "documents": len(analyses)}
+    model.meta = {"thresholds": thresholds, "stacks": stacks, "documents": len(analyses)}
     return model

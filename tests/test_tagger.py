@@ -241,3 +241,21 @@ def test_a_saved_model_loads_and_tags_the_same(small_model, tmp_path):
     assert loaded.predict([bag]) == small_model.predict([bag])
     tagged = Tagger(load_taxonomy(TAXONOMY), loaded).tag([("root_cause", "The inputs moved after customers changed.")])
     assert [(s.label, s.method) for s in tagged if s.label == "data-drift"] == [("data-drift", "rules+model")]
+
+
+def test_a_bag_scores_the_same_at_any_length(small_model):
+    keys, counts = bag_of_lemmas(build_pipeline()("the inputs moved after customers changed"))
+    longer, shorter = small_model.predict([(keys, counts * 3), (keys, counts)])
+    assert longer == pytest.approx(shorter)
+
+
+@pytest.mark.parametrize(("stack", "expected"), [
+    ([8.0, 0.0, -4.0], [["data-drift"], []]),  # trusts the rules alone: only the text with a drift cue
+    ([0.0, 1.0, 0.0], [["data-drift"], ["data-drift"]]),  # trusts the model: its words are in both texts
+])
+def test_each_labels_stacking_weights_decide_between_rules_and_model(small_model, stack, expected):
+    meta = {"stacks": {"data-drift": stack, "configuration": [0.0, 0.0, -9.0]}, "thresholds": {"data-drift": 0.5}}
+    tagger = Tagger(load_taxonomy(TAXONOMY), TextModel(small_model.nlp, small_model.labels, meta))
+    tagged = tagger.tag_many([[("root_cause", "The input distribution drifted after the holiday season.")],
+                              [("root_cause", "The customers and their inputs were far from the training data.")]])
+    assert [[s.label for s in result] for result in tagged] == expected
