@@ -45,14 +45,20 @@ def test_baseline_needs_every_word_of_the_label_name(taxonomy):
     assert baseline_predict(example, taxonomy) == {"data-drift", "feedback-loop"}
 
 
+# Micro-F1 floors a change must keep, a little under the figures in the README (rules: 0.67 and 0.71;
+# rules and model: 0.80 and 0.84), so that a change that makes the tagger worse fails here.
+FLOORS = {"rules_predictor": {"facet": 0.65, "category": 0.69},
+          "model_predictor": {"facet": 0.78, "category": 0.82}}
+
+
 @pytest.mark.parametrize("predictor", [rules_predictor, model_predictor])
-def test_cross_validated_tagger_beats_the_baseline(taxonomy, predictor):
+def test_cross_validated_tagger_beats_the_baseline_and_keeps_todays_quality(taxonomy, predictor):
     examples = load_examples([SEED], taxonomy)
     report = cross_validate(examples, taxonomy, predictor(taxonomy), k=5)
     for kind in ("facet", "category"):
         tagger, baseline = report[kind]["tagger"]["micro"], report[kind]["baseline"]["micro"]
-        # A guard against regressions: today's figures are well above these floors (see the README).
         assert tagger.f1 >= baseline.f1 + 0.25, (kind, tagger, baseline)
+        assert tagger.f1 >= FLOORS[predictor.__name__][kind], (kind, tagger)
 
 
 def _copy_seed(names: list[str], folder):
