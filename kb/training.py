@@ -46,6 +46,8 @@ def training_data(kb: KnowledgeBase) -> tuple[list[list[tuple[str, str]]], list[
 class TrainingSummary:
     documents: int
     thresholds: dict[str, float]
+    held_out: dict[str, dict]  # kind -> micro precision, recall, F1 on the training's inner folds
+    previous: dict | None = None  # the replaced model's documents and held_out, when it recorded them
 
 
 def train_tagger(kb: KnowledgeBase) -> TrainingSummary:
@@ -57,6 +59,8 @@ def train_tagger(kb: KnowledgeBase) -> TrainingSummary:
     rules = Tagger(kb.tagger.taxonomy)
     model = fit_model(rules, documents, label_sets)
     target = kb.config.model_dir
+    replaced = kb.tagger.model.meta if kb.tagger.model is not None else {}
+    previous = {key: replaced[key] for key in ("documents", "held_out")} if "held_out" in replaced else None
     staging = target.with_name(target.name + ".new")
     shutil.rmtree(staging, ignore_errors=True)
     model.save(staging)
@@ -64,7 +68,8 @@ def train_tagger(kb: KnowledgeBase) -> TrainingSummary:
     shutil.rmtree(target, ignore_errors=True)
     staging.rename(target)
     kb.reload_tagger()
-    return TrainingSummary(documents=len(documents), thresholds=model.meta["thresholds"])
+    return TrainingSummary(documents=len(documents), thresholds=model.meta["thresholds"],
+                           held_out=model.meta.get("held_out", {}), previous=previous)
 
 
 def retag_all(kb: KnowledgeBase) -> dict[str, dict[str, int]]:

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 
 import numpy
 
+from nlp.metrics import evaluate_sets
 from nlp.model import TextModel, train_model
 from nlp.tagger import Tagger, stack_inputs
 
@@ -53,11 +54,24 @@ def choose_threshold(scores: numpy.ndarray, truth: numpy.ndarray, default: float
     return best
 
 
+def fit_label(inputs: numpy.ndarray, truth: numpy.ndarray, default: float) -> tuple[list[float], float] | None:
+    """Return a label's stacking weights and threshold fitted on held-out rows; None when they hold one class only."""
+    if truth.all() or not truth.any():
+        return None
+    weights = fit_stack(inputs, truth.astype(float))
+    threshold = choose_threshold(_logistic(inputs @ weights), truth, default)
+    return [round(float(w), 6) for w in weights], threshold
+
+
 def fit_model(
     rules: Tagger, documents: Sequence[Sequence[tuple[str, str]]], label_sets: Sequence[set[str]],
     *, inner_folds: int = 5, seed: int = 7,
 ) -> TextModel:
-    """Train the model on all documents, with each label's stacking weights and threshold fitted on inner folds."""
+    """Train the model on all documents, with each label's stacking weights and threshold fitted on inner folds.
+
+    The model's meta also holds an estimate of its quality: micro precision, recall and F1 per kind, of rules
+    and model combined, on each inner fold with the weights and thresholds fitted on the other folds.
+    """
     labels = [label.id for label in rules.taxonomy.labels]
     analyses = rules.analyse(documents)
     bags = [rules.model_input(a) for a in analyses]
@@ -65,6 +79,7 @@ def fit_model(
     random.Random(seed).shuffle(order)
     held_out: list[tuple[dict[str, float], dict[str, float]]] = []
     held_gold: list[set[str]] = []
+    held_fold: list[int] = []
     if len(order) >= inner_folds * 2:
         for fold in range(inner_folds):
             test = [i for position, i in enumerate(order) if position % inner_folds == fold]
@@ -73,16 +88,32 @@ def fit_model(
             probabilities = model.predict([bags[i] for i in test])
             held_out += [(rules.rule_scores(analyses[i]), probs) for i, probs in zip(test, probabilities, strict=True)]
             held_gold += [label_sets[i] for i in test]
+            held_fold += [fold] * len(test)
     stacks, thresholds = {}, {}
+    predicted: list[set[str]] = [set() for _ in held_out]
+    folds = numpy.asarray(held_fold)
     for label in labels if held_out else ():
         inputs = numpy.asarray([stack_inputs(r.get(label, 0.0), p.get(label, 0.0)) for r, p in held_out])
         truth = numpy.asarray([label in gold for gold in held_gold])
-        if truth.all() or not truth.any():
-            continue
-        weights = fit_stack(inputs, truth.astype(float))
-        scores = _logistic(inputs @ weights)
-        stacks[label] = [round(float(w), 6) for w in weights]
-        thresholds[label] = choose_threshold(scores, truth, rules.taxonomy.threshold_for(label))
+        default = rules.taxonomy.threshold_for(label)
+        fitted = fit_label(inputs, truth, default)
+        if fitted is not None:
+            stacks[label], thresholds[label] = fitted
+        for fold in range(inner_folds):
+            rows = numpy.flatnonzero(folds == fold)
+            fitted = fit_label(inputs[folds != fold], truth[folds != fold], default)
+            if fitted is None:  # as the tagger does for a label without weights
+                scores = numpy.asarray([(held_out[row][0].get(label, 0.0) + held_out[row][1].get(label, 0.0)) / 2
+                                        for row in rows])
+            else:
+                scores = _logistic(inputs[rows] @ numpy.asarray(fitted[0]))
+            for row in rows[scores >= (fitted[1] if fitted else default)]:
+                predicted[row].add(label)
     model = train_model(bags, list(label_sets), labels, seed=seed)
     model.meta = {"thresholds": thresholds, "stacks": stacks, "documents": len(analyses)}
+    if held_out:
+        model.meta["held_out"] = {
+            kind: evaluate_sets(held_gold, predicted, [label.id for label in rules.taxonomy.of_kind(kind)])["micro"]
+            .as_dict() for kind in ("facet", "category")
+        }
     return model

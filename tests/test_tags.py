@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 
 import pytest
+from click.testing import CliRunner
 from sqlmodel import select
 
+from kb.cli import cli
 from kb.ingest import import_paths
 from kb.models import PostmortemLabel
 from kb.storage import get_postmortem, tags_for
@@ -106,3 +109,24 @@ def test_train_learns_from_confirmed_labels_and_retag_uses_the_model(kb, tmp_pat
         auto = session.exec(select(PostmortemLabel).where(PostmortemLabel.source == "auto")).all()
     assert auto, "the trained tagger suggests labels beyond the human ones"
     assert all(tag.evidence for tag in auto), "every auto tag has at least one evidence sentence"
+
+
+def test_kb_train_prints_its_held_out_scores_beside_those_of_the_model_it_replaces(tmp_path):
+    seed = tmp_path / "seed"
+    seed.mkdir()
+    for path in sorted(SEED.glob("*.md"))[:40]:
+        shutil.copy(path, seed / path.name)
+    runner = CliRunner(env={"KB_DATA_DIR": str(tmp_path / "data")})
+    assert runner.invoke(cli, ["import", str(seed)]).exit_code == 0
+
+    first = runner.invoke(cli, ["train"])
+    assert first.exit_code == 0, first.output
+    lines = first.output.splitlines()
+    assert lines[0] == f"trained on 40 postmortems; saved to {tmp_path / 'data' / 'model'}"
+    assert re.fullmatch(r"held-out micro-F1: facets 0\.\d\d, categories 0\.\d\d \(.+\)", lines[1]), lines[1]
+    assert "replaces" not in first.output
+
+    second = runner.invoke(cli, ["train"])
+    assert second.exit_code == 0, second.output
+    figures = lines[1].split(" (")[0].removeprefix("held-out micro-F1: ")
+    assert f"  the model it replaces: {figures} on 40 postmortems" in second.output.splitlines()

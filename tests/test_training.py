@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import random
+
 import numpy
 import pytest
 
-from nlp.tagger import stack_inputs, stacked
-from nlp.training import choose_threshold, fit_stack
+from kb.evaluate import load_examples
+from nlp.tagger import Tagger, stack_inputs, stacked
+from nlp.taxonomy import load_taxonomy
+from nlp.training import choose_threshold, fit_model, fit_stack
+from tests.conftest import SEED, TAXONOMY
 
 
 def simulated(weights: list[float], n: int, seed: int) -> tuple[numpy.ndarray, numpy.ndarray]:
@@ -47,3 +52,18 @@ def test_choose_threshold_takes_the_best_f1_and_the_default_among_equals():
     assert choose_threshold(scores, truth, default=0.5) == 0.4
     # Every threshold from 0.25 to 0.8 finds the one positive alone: the one nearest the default wins.
     assert choose_threshold(numpy.asarray([0.9, 0.2]), numpy.asarray([True, False]), default=0.6) == 0.6
+
+
+def test_fit_model_estimates_its_quality_on_folds_it_did_not_fit():
+    taxonomy = load_taxonomy(TAXONOMY)
+    examples = load_examples([SEED], taxonomy)[::6]
+    documents, gold = [e.sections for e in examples], [e.labels for e in examples]
+    shuffled = gold[:]
+    random.Random(1).shuffle(shuffled)  # the same labels, each on some other postmortem's text
+    rules = Tagger(taxonomy)
+    real = fit_model(rules, documents, gold).meta["held_out"]
+    unrelated = fit_model(rules, documents, shuffled).meta["held_out"]
+    for kind in ("facet", "category"):
+        kind_labels = {label.id for label in taxonomy.of_kind(kind)}
+        assert real[kind]["support"] == sum(len(labels & kind_labels) for labels in gold)
+        assert real[kind]["f1"] >= unrelated[kind]["f1"] + 0.2, (kind, real, unrelated)
