@@ -45,7 +45,7 @@ def test_baseline_needs_every_word_of_the_label_name(taxonomy):
     assert baseline_predict(example, taxonomy) == {"data-drift", "feedback-loop"}
 
 
-# Micro-F1 floors a change must keep, a little under the figures in the README (rules: 0.67 and 0.71;
+# Micro-F1 floors a change must keep, a little under the figures in the README (rules: 0.66 and 0.71;
 # rules and model: 0.80 and 0.84), so that a change that makes the tagger worse fails here.
 FLOORS = {"rules_predictor": {"facet": 0.65, "category": 0.69},
           "model_predictor": {"facet": 0.78, "category": 0.82}}
