@@ -86,6 +86,8 @@ def serve_command(host: str, port: int, seed_dir: str | None, threads: int) -> N
                 click.echo(f"Tagger not trained ({error}); tagging with rules only.")
             else:
                 click.echo(f"Trained the tagger on {summary.documents} labelled postmortems; retagging ...")
+                for line in summary.quality_lines():
+                    click.echo(f"  {line}")
                 retag_all(kb)
     logging.basicConfig(level=logging.INFO)
     threading.Thread(target=warm_trends_forever, args=(kb,), daemon=True, name="trends-warmer").start()

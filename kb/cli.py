@@ -16,7 +16,6 @@ from kb.doctor import check_kb, format_checkup
 from kb.errors import KBError, ParseError
 from kb.evaluate import (
     DEFAULT_EVAL_DIR,
-    PLURAL,
     cross_validate,
     evaluate_on_test,
     format_report,
@@ -262,16 +261,9 @@ def train_command(ctx: KBContext) -> None:
     except KBError as error:
         raise click.ClickException(str(error)) from None
     click.echo(f"trained on {summary.documents} postmortems; saved to {ctx.kb.config.model_dir}")
-    if summary.held_out:
-        click.echo(f"held-out micro-F1: {_f1s(summary.held_out)} (each inner fold scored by what the others fitted)")
-    if summary.previous:
-        click.echo(f"  the model it replaces: {_f1s(summary.previous['held_out'])} "
-                   f"on {summary.previous['documents']} postmortems")
+    for line in summary.quality_lines():
+        click.echo(line)
     click.echo("run `kb retag` to apply it to the stored postmortems")
-
-
-def _f1s(held_out: dict[str, dict]) -> str:
-    return ", ".join(f"{PLURAL[kind]} {score['f1']:.2f}" for kind, score in held_out.items())
 
 
 @cli.command("retag")

@@ -10,6 +10,7 @@ from sqlmodel import select
 
 from kb.context import KnowledgeBase
 from kb.errors import KBError
+from kb.evaluate import PLURAL
 from kb.models import Postmortem, PostmortemLabel
 from kb.records import merge_tags
 from kb.reindex import index_postmortems
@@ -48,6 +49,19 @@ class TrainingSummary:
     thresholds: dict[str, float]
     held_out: dict[str, dict]  # kind -> micro precision, recall, F1 on the training's inner folds
     previous: dict | None = None  # the replaced model's documents and held_out, when it recorded them
+
+    def quality_lines(self) -> list[str]:
+        """Return the held-out figures of the new model and of the one it replaced, as lines to print."""
+        def f1s(held_out: dict[str, dict]) -> str:
+            return ", ".join(f"{PLURAL[kind]} {score['f1']:.2f}" for kind, score in held_out.items())
+
+        lines = []
+        if self.held_out:
+            lines.append(f"held-out micro-F1: {f1s(self.held_out)} (each inner fold scored by what the others fitted)")
+        if self.previous:
+            lines.append(f"  the model it replaces: {f1s(self.previous['held_out'])} "
+                         f"on {self.previous['documents']} postmortems")
+        return lines
 
 
 def train_tagger(kb: KnowledgeBase) -> TrainingSummary:

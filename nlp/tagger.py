@@ -84,8 +84,13 @@ def stack_inputs(rule: float, prob: float) -> list[float]:
     return [rule, math.log(prob / (1.0 - prob)), 1.0]
 
 
-def stacked(weights: Sequence[float], rule: float, prob: float) -> float:
-    """Return a label's score from the rules' score and the model's probability, weighed as fitted for it."""
+def stacked(weights: Sequence[float] | None, rule: float, prob: float) -> float:
+    """Return a label's score from the rules' score and the model's probability, weighed as fitted for it.
+
+    A label without fitted weights (too few examples of it) takes the mean of the two.
+    """
+    if weights is None:
+        return (rule + prob) / 2
     total = sum(w * x for w, x in zip(weights, stack_inputs(rule, prob), strict=True))
     return 0.5 * (1.0 + math.tanh(total / 2))  # the logistic function, without overflow for large totals
 
@@ -243,7 +248,7 @@ class Tagger:
         for label in self.kinds:
             rule = scores.get(label, 0.0)
             prob = probs.get(label, 0.0) if label in self.model_labels else rule
-            score = stacked(stacks[label], rule, prob) if label in stacks else (rule + prob) / 2
+            score = stacked(stacks.get(label), rule, prob)
             if score < thresholds.get(label, self.taxonomy.threshold_for(label)):
                 continue
             evidence = self._evidence(analysis.hits.get(label, []))

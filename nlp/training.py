@@ -9,7 +9,7 @@ import numpy
 
 from nlp.metrics import evaluate_sets
 from nlp.model import TextModel, train_model
-from nlp.tagger import Tagger, stack_inputs
+from nlp.tagger import Tagger, stack_inputs, stacked
 
 THRESHOLD_GRID = [round(0.15 + 0.05 * i, 2) for i in range(14)]  # 0.15 .. 0.80
 RIDGE = 0.1  # pulls the stacking weights towards 0, so that a label with few examples is not fitted to them
@@ -100,15 +100,11 @@ def fit_model(
         if fitted is not None:
             stacks[label], thresholds[label] = fitted
         for fold in range(inner_folds):
-            rows = numpy.flatnonzero(folds == fold)
-            fitted = fit_label(inputs[folds != fold], truth[folds != fold], default)
-            if fitted is None:  # as the tagger does for a label without weights
-                scores = numpy.asarray([(held_out[row][0].get(label, 0.0) + held_out[row][1].get(label, 0.0)) / 2
-                                        for row in rows])
-            else:
-                scores = _logistic(inputs[rows] @ numpy.asarray(fitted[0]))
-            for row in rows[scores >= (fitted[1] if fitted else default)]:
-                predicted[row].add(label)
+            weights, threshold = fit_label(inputs[folds != fold], truth[folds != fold], default) or (None, default)
+            for row in numpy.flatnonzero(folds == fold):
+                rule_scores, probs = held_out[row]
+                if stacked(weights, rule_scores.get(label, 0.0), probs.get(label, 0.0)) >= threshold:
+                    predicted[row].add(label)
     model = train_model(bags, list(label_sets), labels, seed=seed)
     model.meta = {"thresholds": thresholds, "stacks": stacks, "documents": len(analyses)}
     if held_out:
