@@ -46,7 +46,6 @@ def training_data(kb: KnowledgeBase) -> tuple[list[list[tuple[str, str]]], list[
 @dataclass
 class TrainingSummary:
     documents: int
-    thresholds: dict[str, float]
     held_out: dict[str, dict]  # kind -> micro precision, recall, F1 on the training's inner folds
     previous: dict | None = None  # the replaced model's documents and held_out, when it recorded them
 
@@ -82,8 +81,7 @@ def train_tagger(kb: KnowledgeBase) -> TrainingSummary:
     shutil.rmtree(target, ignore_errors=True)
     staging.rename(target)
     kb.reload_tagger()
-    return TrainingSummary(documents=len(documents), thresholds=model.meta["thresholds"],
-                           held_out=model.meta.get("held_out", {}), previous=previous)
+    return TrainingSummary(documents=len(documents), held_out=model.meta.get("held_out", {}), previous=previous)
 
 
 def retag_all(kb: KnowledgeBase) -> dict[str, dict[str, int]]:
