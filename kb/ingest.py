@@ -310,6 +310,20 @@ def import_markdown(kb: KnowledgeBase, raw: bytes, *, filename: str = "") -> tup
     return FileResult(name or "<input>", outcome, row.slug, warnings=parsed.warnings + warnings), row
 
 
+def preview_markdown(kb: KnowledgeBase, raw: bytes) -> tuple[ParsedPostmortem, list]:
+    """Parse and tag one postmortem without storing it, for the editor's preview; raise ParseError.
+
+    Returns the parsed postmortem and the tagger's suggestions, less the labels its front matter already gives.
+    """
+    parsed = parse_bytes(raw, path="<input>", max_bytes=kb.config.max_upload_bytes)
+    try:
+        suggestions = kb.tagger.tag(tagger_input(parsed))
+    except ValueError as error:
+        raise ParseError("<input>", None, _tagger_problem(error)) from None
+    given = set(parsed.human_labels["facets"]) | set(parsed.human_labels["categories"])
+    return parsed, [suggestion for suggestion in suggestions if suggestion.label not in given]
+
+
 def _tagger_problem(error: ValueError) -> str:
     # spaCy's messages go on with advice about models this pipeline does not use: keep the first sentence.
     return f"the tagger cannot read this text: {str(error).split('. ')[0]}"

@@ -92,6 +92,13 @@ def tags_for(*, session: Session, postmortem_ids: list[int]) -> dict[int, list[t
     return result
 
 
+def tags_by_slug(*, session: Session, slugs: list[str]) -> dict[str, list[tuple[PostmortemLabel, str]]]:
+    """Return the tags of the postmortems with these slugs (search hits, say), keyed by slug."""
+    rows = session.exec(select(Postmortem.id, Postmortem.slug).where(Postmortem.slug.in_(slugs))) if slugs else []
+    ids = {pid: slug for pid, slug in rows}
+    return {ids[pid]: tags for pid, tags in tags_for(session=session, postmortem_ids=list(ids)).items()}
+
+
 def active_labels(tags: list[tuple[PostmortemLabel, str]], kind: str) -> list[str]:
     """Return the ids of tags of this kind that count: suggested or confirmed, not rejected."""
     return sorted(tag.label_id for tag, k in tags if k == kind and tag.status != "rejected")

@@ -63,7 +63,10 @@ class Analysis:
 def clean_sentence(text: str) -> str:
     """Return a sentence without markdown list marks, emphasis and extra white space."""
     text = re.sub(r"^\s*(?:[-*+>]|\d+[.)]|\|)\s*", "", text.strip())
-    text = re.sub(r"[*_`]{1,3}", "", text)
+    # Emphasis marks and backticks go; underscores inside a word (a code name such as sme_raw) stay.
+    text = re.sub(r"`+|(?<!\w)[*_]{1,3}|[*_]{1,3}(?!\w)", "", text)
+    # A sentence that ends a list item can carry the next item's mark ("... written down. -", "- [ ]").
+    text = re.sub(r"\s+(?:[-*+]|\d+[.)])(?:\s*\[[ xX]?\])?\s*$", "", text)
     return re.sub(r"\s+", " ", text).strip(" |")
 
 

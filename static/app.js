@@ -12,3 +12,17 @@ document.addEventListener("keydown", (event) => {
 document.addEventListener("click", (event) => {
   if (event.target.closest("[data-print]")) window.print();
 });
+
+// A select marked data-autosubmit submits its form when changed (sorting search results).
+document.addEventListener("change", (event) => {
+  if (event.target.matches("select[data-autosubmit]")) event.target.form.requestSubmit();
+});
+
+// While a form is on its way, its button shows Pico's busy spinner; coming back through history clears it.
+document.addEventListener("submit", (event) => {
+  const button = event.submitter || event.target.querySelector("button[type=submit]");
+  if (button && !event.defaultPrevented) button.setAttribute("aria-busy", "true");
+});
+window.addEventListener("pageshow", () => {
+  document.querySelectorAll("button[aria-busy=true]").forEach((button) => button.removeAttribute("aria-busy"));
+});

@@ -155,3 +155,11 @@ def token(kb):
         _user, token = create_user(session=session, name="ana", password="correct horse")
         session.commit()
     return token
+
+
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_runtest_makereport(item, call):
+    """Keep each phase's report on the test item (report_setup, report_call), so fixtures can see a failure."""
+    report = yield
+    setattr(item, f"report_{report.when}", report)
+    return report

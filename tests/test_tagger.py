@@ -119,7 +119,13 @@ def test_evidence_is_the_cleaned_sentence_and_cues_are_the_words_that_matched(ta
 @pytest.mark.parametrize(
     ("raw", "clean"),
     [("- **Bold** item", "Bold item"), ("1. First `code` step", "First code step"), ("> quoted\n  text", "quoted text"),
-     ("| cell |", "cell"), ("  plain  ", "plain")],
+     ("| cell |", "cell"), ("  plain  ", "plain"),
+     # Code names keep their underscores; emphasis marks around words go.
+     ("The `sme_raw.transactions` job and _this_ and __that__", "The sme_raw.transactions job and this and that"),
+     ("Reading missing_value_policy didn't ring a bell", "Reading missing_value_policy didn't ring a bell"),
+     # The next list item's mark, caught by the sentence splitter, is not part of the sentence.
+     ("It was never written down. -", "It was never written down."),
+     ("Retire the shared inbox. - [ ]", "Retire the shared inbox."), ("Page the owner. 3.", "Page the owner.")],
 )
 def test_clean_sentence(raw, clean):
     assert clean_sentence(raw) == clean

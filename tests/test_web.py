@@ -69,7 +69,16 @@ def test_an_unknown_postmortem_is_a_404_page_that_offers_search(client):
     html = response.get_data(as_text=True)
     assert response.status_code == 404
     assert "no postmortem with slug &#39;no-such-thing&#39;" in html
-    assert '<form action="/search" role="search"' in html and "Search postmortems instead" in html
+    assert '<form action="/search" role="search"' in html and "browse every postmortem" in html
+
+
+def test_an_unknown_address_is_a_404_page_written_for_people(client):
+    response = client.get("/no/such/page")
+    html = response.get_data(as_text=True)
+    assert response.status_code == 404
+    assert "Nothing at this address" in html and "The page may have moved" in html
+    assert "The requested URL was not found" not in html
+    assert '<form action="/search" role="search"' in html
 
 
 @pytest.mark.parametrize(
@@ -292,3 +301,45 @@ def test_times_out_of_order_are_not_shown_as_negative_durations(client, kb, writ
                                       "resolved: 2024-01-04T00:00\n---\n# X\n\nText.\n")])
     html = client.get("/postmortems/x").get_data(as_text=True)
     assert re.findall(r"<dt>Time to \w+</dt><dd>-", html) == []
+
+
+def test_evidence_is_marked_across_hard_wrapped_lines_and_never_inside_attributes():
+    from web.render import mark_evidence
+
+    body = render_markdown("The feature store fell behind and the model\nscored users on stale features.\n\n"
+                           "[the model scored users on stale data](https://example.org \"on stale features\")\n")
+    marked = str(mark_evidence(body, {"stale-model": ["The feature store fell behind and the model scored users "
+                                                      "on stale features."],
+                                      "data-quality": ["on stale features"]}))
+    assert ('<mark class="evidence" title="evidence for stale-model">The feature store fell behind and the model\n'
+            'scored users on stale features.</mark>') in marked
+    # The shorter sentence lies inside the first mark, and its other copy in a title attribute: no mark added.
+    assert 'title="on stale features"' in marked and marked.count("<mark") == 1
+    # Text that needs escaping matches its escaped form.
+    amp = str(mark_evidence(render_markdown("Latency & errors rose after the deploy.\n"),
+                            {"serving-infrastructure": ["Latency & errors rose after the deploy."]}))
+    assert '<mark class="evidence" title="evidence for serving-infrastructure">Latency &amp; errors rose' in amp
+
+
+@pytest.mark.parametrize(
+    ("markdown", "sentence", "marked"),
+    [("**Root cause:** the nightly job dropped rows.\n", "Root cause: the nightly job dropped rows.",
+      "<mark {t}><strong>Root cause:</strong> the nightly job dropped rows.</mark>"),
+     ("We restarted it with `make deploy`\n", "We restarted it with make deploy",
+      "<mark {t}>We restarted it with <code>make deploy</code></mark>"),
+     ("The `sme_raw` table lost\nits index.\n", "The sme_raw table lost its index.",
+      "<mark {t}>The <code>sme_raw</code> table lost\nits index.</mark>")],
+)
+def test_evidence_is_marked_through_inline_code_and_emphasis(markdown, sentence, marked):
+    from web.render import mark_evidence
+
+    html = str(mark_evidence(render_markdown(markdown), {"x": [sentence]}))
+    assert marked.format(t='class="evidence" title="evidence for x"') in html
+
+
+def test_evidence_spanning_two_list_items_is_not_marked():
+    from web.render import mark_evidence
+
+    html = str(mark_evidence(render_markdown("- first item ends here.\n- second item starts here.\n"),
+                             {"x": ["first item ends here. second item starts here."]}))
+    assert "<mark" not in html

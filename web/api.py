@@ -6,7 +6,7 @@ from flask import Blueprint, jsonify, request
 
 from kb.changes import delete_postmortem, update_postmortem
 from kb.errors import InvalidQuery
-from kb.ingest import import_markdown
+from kb.ingest import import_markdown, preview_markdown
 from kb.reindex import index_postmortems
 from kb.search import search
 from kb.storage import get_postmortem, list_postmortems, postmortem_record, tags_for
@@ -14,6 +14,7 @@ from kb.tags import decide_tag
 from kb.trends_summary import trends_document
 from web.auth import api_write, current_kb, current_user
 from web.pages import requested_trends, search_args
+from web.render import mark_evidence, render_markdown
 
 bp = Blueprint("api", __name__)
 
@@ -62,6 +63,27 @@ def api_create():
     raw, filename = markdown_from_request()
     result, row = import_markdown(current_kb(), raw, filename=filename)
     return jsonify(record_with_warnings(row, result.warnings)), 201
+
+
+@bp.post("/preview")
+@api_write
+def api_preview():
+    """Parse and tag markdown without storing it: the new-postmortem page's live preview and suggested tags."""
+    raw, _filename = markdown_from_request()
+    kb = current_kb()
+    parsed, suggestions = preview_markdown(kb, raw)
+    evidence = {suggestion.label: suggestion.evidence for suggestion in suggestions}
+    return jsonify({
+        "title": parsed.title, "slug": parsed.slug,
+        "date": parsed.incident_date.isoformat() if parsed.incident_date else None,
+        "severity": parsed.severity, "services": parsed.services,
+        "html": str(mark_evidence(render_markdown(parsed.body), evidence)),
+        "labels": [{"label": label, "kind": kb.labels.get(label, ""), "source": "human"}
+                   for key in ("facets", "categories") for label in parsed.human_labels[key]],
+        "suggestions": [{"label": s.label, "kind": s.kind, "score": s.score, "evidence": s.evidence,
+                         "method": s.method, "source": "auto"} for s in suggestions],
+        "warnings": parsed.warnings,
+    })
 
 
 @bp.put("/postmortems/<slug>")

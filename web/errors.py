@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from flask import Flask, jsonify, render_template, request
 from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import NotFound as HTTPNotFound
 
 from kb.errors import Conflict, KBError, NotFound, ParseError
 
@@ -12,7 +13,7 @@ def error_response(code: int, message: str, **details):
     """Answer JSON under /api/ and the error page elsewhere."""
     if request.path.startswith("/api/"):
         return jsonify(error=message, **details), code
-    return render_template("error.html", code=code, message=message), code
+    return render_template("error.html", code=code, message=message, default_404=HTTPNotFound.description), code
 
 
 def register_error_handlers(app: Flask) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+from datetime import UTC, datetime
 
 from flask import Blueprint, Response, abort, flash, jsonify, redirect, render_template, request, session, url_for
 from sqlmodel import func, select
@@ -16,7 +17,7 @@ from kb.models import Postmortem
 from kb.reindex import index_postmortems
 from kb.search import SORTS, search
 from kb.similar import similar
-from kb.storage import get_postmortem, label_counts, list_postmortems, tags_for
+from kb.storage import get_postmortem, label_counts, list_postmortems, tags_by_slug, tags_for
 from kb.tags import decide_tag
 from kb.trends import DURATION_BUCKETS, PERIODS, compute_trends, period_bounds
 from kb.trends_summary import format_hours, label_changes, period_summary, summaries
@@ -59,8 +60,10 @@ def search_page():
     except KBError as exc:
         error = str(exc)
     status = 400 if error else 200
+    with kb.session() as db:
+        hit_tags = tags_by_slug(session=db, slugs=[hit.slug for hit in results.hits] if results else [])
     return render_template("search.html", params=params, results=results, error=error, sorts=SORTS,
-                           args=request.args), status
+                           args=request.args, hit_tags=hit_tags), status
 
 
 EXPORT_LIMIT = 5000
@@ -128,10 +131,12 @@ def postmortem_page(slug: str):
         related = similar(kb, slug)
     except NotFound:
         related = []
+    with kb.session() as db:
+        related_tags = tags_by_slug(session=db, slugs=[item.hit.slug for item in related])
     tagged = {tag.label_id for tag, _kind in tags}
     untagged = [(label, kind) for label, kind in kb.labels.items() if label not in tagged]
     return render_template("postmortem.html", pm=pm, tags=tags, body=body, related=related,
-                           descriptions=kb.descriptions, untagged=untagged)
+                           descriptions=kb.descriptions, untagged=untagged, related_tags=related_tags)
 
 
 @bp.post("/postmortems/<slug>/tags")
@@ -290,7 +295,8 @@ def new_postmortem():
                 flash(f"Warning: {warning}")
             flash(f"Imported “{row.title}”.")
             return redirect(url_for("pages.postmortem_page", slug=row.slug))
-    return render_template("new.html", error=error, markdown=markdown), 400 if error else 200
+    return render_template("new.html", error=error, markdown=markdown,
+                           today=datetime.now(UTC).date().isoformat()), 400 if error else 200
 
 
 @bp.route("/login", methods=["GET", "POST"])

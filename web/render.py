@@ -29,8 +29,59 @@ def render_markdown(text: str) -> Markup:
     return Markup(clean)
 
 
+TAG_RE = re.compile(r"<(/?)([a-z0-9]+)[^>]*>")
+INLINE_TAGS = {"code", "em", "strong", "del", "a"}
+
+
+def _text_of(markup: str) -> tuple[str, list[int]]:
+    """Return the text between the tags of markup, and where each of its characters sits in markup."""
+    text, where, last = [], [], 0
+    for tag in TAG_RE.finditer(markup):
+        text.append(markup[last : tag.start()])
+        where.extend(range(last, tag.start()))
+        last = tag.end()
+    text.append(markup[last:])
+    where.extend(range(last, len(markup)))
+    return "".join(text), where
+
+
+def _wraps_whole_tags(segment: str) -> bool:
+    """Return whether a stretch of markup only holds inline tags, each closed within it, and no mark."""
+    open_tags: list[str] = []
+    for tag in TAG_RE.finditer(segment):
+        closing, name = tag.group(1), tag.group(2)
+        if name not in INLINE_TAGS:
+            return False
+        if not closing:
+            open_tags.append(name)
+        elif not open_tags or open_tags.pop() != name:
+            return False
+    return not open_tags
+
+
+OPENING_AT_END = re.compile(r"<(?:code|em|strong|del)>$")
+CLOSING_AT_START = re.compile(r"</(?:code|em|strong|del)>")
+
+
+def _widened(markup: str, start: int, end: int) -> tuple[int, int]:
+    """Take in the emphasis or code tags that open right before a sentence and close right after it.
+
+    "**Root cause:** the job" is found from inside <strong>; the mark then starts before <strong>.
+    """
+    while (opening := OPENING_AT_END.search(markup, 0, start)) and not _wraps_whole_tags(markup[start:end]):
+        start = opening.start()
+    while (closing := CLOSING_AT_START.match(markup, end)) and not _wraps_whole_tags(markup[start:end]):
+        end = closing.end()
+    return start, end
+
+
 def mark_evidence(rendered: Markup, evidence: dict[str, list[str]]) -> Markup:
-    """Wrap each evidence sentence found in the rendered HTML in a <mark> naming its labels."""
+    """Wrap each evidence sentence found in the rendered HTML in a <mark> naming its labels.
+
+    Sentences are looked for in the text between tags, so one that runs through inline code or emphasis is
+    found too; it is marked only when the mark can hold those tags whole, and never inside another mark.
+    Evidence sentences have their white space collapsed, so any white space (a hard-wrapped line) matches it.
+    """
     by_sentence: dict[str, list[str]] = {}
     for label, sentences in evidence.items():
         for sentence in sentences:
@@ -41,8 +92,12 @@ def mark_evidence(rendered: Markup, evidence: dict[str, list[str]]) -> Markup:
         if len(escaped) < 12:
             continue
         title = html.escape("evidence for " + ", ".join(sorted(labels)))
-        # Only replace text between tags, never inside an attribute or an existing mark.
-        pattern = re.compile(r"(>[^<]*?)" + re.escape(escaped))
-        replacement = f'<mark class="evidence" title="{title}">{escaped}</mark>'
-        out = pattern.sub(lambda m, r=replacement: m.group(1) + r, out, count=1)
+        text, where = _text_of(out)
+        pattern = re.compile(r"\s+".join(re.escape(word) for word in escaped.split()))
+        for match in pattern.finditer(text):
+            start, end = _widened(out, where[match.start()], where[match.end() - 1] + 1)
+            if out.rfind("<mark", 0, start) > out.rfind("</mark>", 0, start) or not _wraps_whole_tags(out[start:end]):
+                continue
+            out = f'{out[:start]}<mark class="evidence" title="{title}">{out[start:end]}</mark>{out[end:]}'
+            break
     return Markup(out)
