@@ -26,3 +26,14 @@ document.addEventListener("submit", (event) => {
 window.addEventListener("pageshow", () => {
   document.querySelectorAll("button[aria-busy=true]").forEach((button) => button.removeAttribute("aria-busy"));
 });
+
+// Escape hides the evidence of the chip under the pointer or focus, without moving focus (WCAG 1.4.13);
+// it shows again the next time the chip is hovered over or focused.
+document.addEventListener("keydown", (event) => {
+  if (event.key !== "Escape") return;
+  document.querySelectorAll(".chip-wrap:hover, .chip-wrap:focus-within").forEach((wrap) => wrap.classList.add("dismissed"));
+});
+["mouseout", "focusout"].forEach((type) => document.addEventListener(type, (event) => {
+  const wrap = event.target.closest && event.target.closest(".chip-wrap.dismissed");
+  if (wrap && !wrap.contains(event.relatedTarget)) wrap.classList.remove("dismissed");
+}));

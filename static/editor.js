@@ -1,7 +1,7 @@
-// The new-postmortem page: a template button, and a live preview with the tagger's suggested labels.
+// The new and edit pages: a live preview with the tagger's suggested labels, and on the new page a template button.
 // The server renders and sanitises the preview (POST /api/preview); this script only places what it returns.
 (function () {
-  const form = document.getElementById("new-postmortem");
+  const form = document.querySelector("form[data-editor]");
   if (!form) return;
   const source = form.querySelector("[data-preview-source]");
   const preview = document.getElementById("preview");
@@ -35,7 +35,7 @@
     const pop = document.createElement("span");
     pop.className = "chip-evidence";
     pop.setAttribute("role", "tooltip");
-    pop.id = `ev-new-${item.label}`;
+    pop.id = `ev-preview-${item.label}`;
     el.setAttribute("aria-describedby", pop.id);
     const who = document.createElement("span");
     who.className = "who";
@@ -106,7 +106,7 @@
     timer = setTimeout(refresh, 400);
   }
 
-  form.querySelector("[data-template]").addEventListener("click", () => {
+  form.querySelector("[data-template]")?.addEventListener("click", () => {
     const template = document.getElementById("postmortem-template").content.textContent;
     if (!source.value.trim()) {
       source.value = template;

@@ -159,6 +159,14 @@ def test_chip_evidence_shows_on_hover_and_on_keyboard_focus(page):
     expect(chip).to_be_focused()
     expect(popover).to_be_visible()
 
+    # Escape hides it without moving focus; it comes back when the chip is focused again.
+    page.keyboard.press("Escape")
+    expect(popover).to_be_hidden()
+    expect(chip).to_be_focused()
+    page.keyboard.press("Shift+Tab")
+    page.keyboard.press("Tab")
+    expect(popover).to_be_visible()
+
 
 def test_confirm_and_reject_tags_survive_a_reload(page):
     slug = slug_with_suggestions(page)
@@ -195,6 +203,16 @@ def test_write_a_postmortem_in_the_form_and_find_it(page):
 
     search_for(page, "Quokkafrost")
     expect(page.locator(RESULT_TITLES).first).to_have_text(TITLE)
+
+    # The edit page has the same editor: its preview draws the stored text as soon as it opens.
+    page.locator(RESULT_TITLES).first.click()
+    page.get_by_role("link", name="Edit this postmortem").click()
+    expect(page.locator("#preview h1")).to_have_text(TITLE)
+    expect(page.locator('#suggested-tags .chip[data-label="data-drift"]')).to_be_visible()
+    markdown.fill(POSTMORTEM + "\nThe retraining job had been paused since the spring reorg.\n")
+    page.get_by_role("button", name="Save", exact=True).click()
+    expect(page.locator(".flash")).to_have_text("Saved your changes.")
+    expect(page.locator("section.body")).to_contain_text("paused since the spring reorg")
 
 
 def test_trends_draw_charts_and_link_to_filtered_searches(page):
