@@ -60,14 +60,22 @@ class Analysis:
     cues: dict[str, set[str]] = field(default_factory=dict)  # label -> the words that matched its cues
 
 
+LIST_MARK = re.compile(r"^\s*(?:[-*+>]|\d+[.)]|\|)\s*")
+# Emphasis marks and backticks go; underscores inside a word (a code name such as sme_raw) stay.
+EMPHASIS = re.compile(r"`+|(?<!\w)[*_]{1,3}|[*_]{1,3}(?!\w)")
+# A sentence that ends a list item can carry the next item's mark ("... written down. -", "- [ ]").
+NEXT_ITEM_MARK = re.compile(r" (?:[-*+]|\d+[.)])(?: ?\[[ xX]?\])?$")
+WHITE_SPACE = re.compile(r"\s+")
+
+
 def clean_sentence(text: str) -> str:
     """Return a sentence without markdown list marks, emphasis and extra white space."""
-    text = re.sub(r"^\s*(?:[-*+>]|\d+[.)]|\|)\s*", "", text.strip())
-    # Emphasis marks and backticks go; underscores inside a word (a code name such as sme_raw) stay.
-    text = re.sub(r"`+|(?<!\w)[*_]{1,3}|[*_]{1,3}(?!\w)", "", text)
-    # A sentence that ends a list item can carry the next item's mark ("... written down. -", "- [ ]").
-    text = re.sub(r"\s+(?:[-*+]|\d+[.)])(?:\s*\[[ xX]?\])?\s*$", "", text)
-    return re.sub(r"\s+", " ", text).strip(" |")
+    text = LIST_MARK.sub("", text.strip(), count=1)
+    if "*" in text or "_" in text or "`" in text:
+        text = EMPHASIS.sub("", text)
+    text = WHITE_SPACE.sub(" ", text).strip(" |")
+    tail = NEXT_ITEM_MARK.search(text, max(0, len(text) - 10))  # the mark is in the last few characters
+    return text[: tail.start()].rstrip(" |") if tail else text
 
 
 def join_sections(sections: Sequence[tuple[str, str]]) -> tuple[str, list[tuple[int, str]]]:
