@@ -1,5 +1,43 @@
 // The new and edit pages: a live preview with the tagger's suggested labels, and on the new page a template button.
 // The server renders and sanitises the preview (POST /api/preview); this script only places what it returns.
+// Return markdown with label added to the front matter list key ("facets" or "categories"): the list is
+// extended in the style it is written in (flow [a, b], a block of "- a" lines, or one bare label), the key is
+// added when missing, and front matter is added when there is none. Returns null for a shape it does not
+// know, rather than risk breaking the YAML.
+function withLabel(markdown, key, label) {
+  const text = markdown.replace(/\r\n/g, "\n");
+  const front = /^---[ \t]*\n(?:([\s\S]*?)\n)?---[ \t]*(?:\n|$)/.exec(text);
+  if (!front) return `---\n${key}: [${label}]\n---\n${text}`;
+  const lines = front[1] ? front[1].split("\n") : [];
+  const at = lines.findIndex((line) => line.startsWith(`${key}:`));
+  if (at === -1) {
+    lines.push(`${key}: [${label}]`);
+  } else {
+    const [value, comment = ""] = lines[at].slice(key.length + 1).split(/\s+(?=#)/);
+    const rest = value.trim();
+    const flow = /^\[(.*)\]$/.exec(rest);
+    if (flow) {
+      const items = flow[1].split(",").map((item) => item.trim()).filter(Boolean);
+      if (items.includes(label)) return markdown;
+      lines[at] = `${key}: [${items.concat(label).join(", ")}]${comment ? ` ${comment}` : ""}`;
+    } else if (rest === "") {
+      let end = at + 1;
+      while (end < lines.length && /^\s*-\s/.test(lines[end])) end += 1;
+      const items = lines.slice(at + 1, end).map((line) => line.replace(/^\s*-\s*/, "").trim());
+      if (items.includes(label)) return markdown;
+      const indent = end > at + 1 ? /^(\s*)-/.exec(lines[end - 1])[1] : "  ";
+      lines.splice(end, 0, `${indent}- ${label}`);
+    } else if (/^[a-z0-9-]+$/.test(rest)) {
+      if (rest === label) return markdown;
+      lines[at] = `${key}: [${rest}, ${label}]${comment ? ` ${comment}` : ""}`;
+    } else {
+      return null;
+    }
+  }
+  return `---\n${lines.join("\n")}\n---\n${text.slice(front[0].length)}`;
+}
+window.withLabel = withLabel; // for the browser tests
+
 (function () {
   const form = document.querySelector("form[data-editor]");
   if (!form) return;
@@ -50,6 +88,19 @@
       pop.append(quote);
     }
     wrap.append(el, pop);
+    if (item.source !== "human") {
+      const keep = document.createElement("button");
+      keep.type = "button";
+      keep.className = "keep outline";
+      keep.dataset.keep = item.label;
+      keep.dataset.kind = item.kind;
+      keep.textContent = "Keep";
+      keep.setAttribute("aria-label", `Keep ${item.label}: add it to the front matter as your decision`);
+      const group = document.createElement("span");
+      group.className = "suggestion";
+      group.append(wrap, keep);
+      return group;
+    }
     return wrap;
   }
 
@@ -63,7 +114,8 @@
     const items = data.labels.concat(data.suggestions);
     tags.replaceChildren(...items.map(chip));
     const count = data.suggestions.length;
-    let text = count ? `The tagger suggests ${count} label${count === 1 ? "" : "s"}. Hover over or focus one to see why.`
+    let text = count ? `The tagger suggests ${count} label${count === 1 ? "" : "s"}. Hover over or focus one to see why; `
+      + "Keep writes it into the front matter as your own decision."
       : "The tagger found no label yet: name the root cause and contributing factors plainly.";
     if (data.warnings.length) text += ` Note: ${data.warnings.join("; ")}`;
     setStatus(text, false, false);
@@ -116,6 +168,18 @@
       source.setRangeText(`\n${template}`, at, source.selectionEnd ?? at, "end");
     }
     source.focus();
+    refresh();
+  });
+  tags.addEventListener("click", (event) => {
+    const keep = event.target.closest("button[data-keep]");
+    if (!keep) return;
+    const key = keep.dataset.kind === "facet" ? "facets" : "categories";
+    const changed = withLabel(source.value, key, keep.dataset.keep);
+    if (changed === null) {
+      setStatus(`Add ${keep.dataset.keep} under ${key}: in the front matter yourself; its list is written in a form this page does not edit.`, false, true);
+      return;
+    }
+    source.value = changed;
     refresh();
   });
   source.addEventListener("input", schedule);

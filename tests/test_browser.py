@@ -198,8 +198,13 @@ def test_write_a_postmortem_in_the_form_and_find_it(page):
     expect(page.locator("#preview h1")).to_have_text(TITLE)
     expect(page.locator('#suggested-tags .chip[data-label="data-drift"]')).to_be_visible()
     expect(page.locator("#preview mark.evidence").first).to_be_visible()
+    # Keeping a suggestion writes it into the front matter, so it is saved as the author's own decision.
+    page.locator('#suggested-tags button[data-keep="data-drift"]').click()
+    expect(markdown).to_have_value(re.compile(r"^---\ncategories: \[data-drift\]\n---\n# Quokkafrost"))
+    expect(page.locator('#suggested-tags .chip[data-label="data-drift"]')).to_have_attribute("data-source", "human")
     page.get_by_role("button", name="Save postmortem").click()
     expect(page.locator("h1")).to_have_text(TITLE)
+    expect(tag_item(page, "data-drift")).to_have_attribute("data-status", "confirmed")
 
     search_for(page, "Quokkafrost")
     expect(page.locator(RESULT_TITLES).first).to_have_text(TITLE)
@@ -287,3 +292,37 @@ def test_text_contrast_and_labels_in_both_colour_schemes(browser, live_url, sche
         assert page.evaluate("matchMedia('(prefers-color-scheme: dark)').matches") == (scheme == "dark")
     finally:
         context.close()
+
+
+FRONT_MATTER_CASES = [
+    # (markdown before, key, label, markdown after); None when the page leaves the edit to the author.
+    ("# T\n", "facets", "people", "---\nfacets: [people]\n---\n# T\n"),
+    ("---\ndate: 2024-01-02\n---\n# T\n", "facets", "people", "---\ndate: 2024-01-02\nfacets: [people]\n---\n# T\n"),
+    ("---\nfacets: [structure]  # sure\n---\n# T\n", "facets", "people",
+     "---\nfacets: [structure, people] # sure\n---\n# T\n"),
+    ("---\nfacets: []\n---\n# T\n", "facets", "people", "---\nfacets: [people]\n---\n# T\n"),
+    ("---\nfacets:\n    - structure\ndate: 2024-01-02\n---\n# T\n", "facets", "people",
+     "---\nfacets:\n    - structure\n    - people\ndate: 2024-01-02\n---\n# T\n"),
+    ("---\ncategories: data-drift\n---\n# T\n", "categories", "stale-model",
+     "---\ncategories: [data-drift, stale-model]\n---\n# T\n"),
+    ("---\nfacets: [people]\n---\n# T\n", "facets", "people", "---\nfacets: [people]\n---\n# T\n"),
+    ("---\r\ntitle: T\r\n---\r\nbody\r\n", "facets", "people", "---\ntitle: T\nfacets: [people]\n---\nbody\n"),
+    ("---\n---\n# T\n", "facets", "people", "---\nfacets: [people]\n---\n# T\n"),
+    ("---\nfacets: {a: 1}\n---\n# T\n", "facets", "people", None),
+    ("---\n# facets: [processes]\n---\n# T\n", "facets", "people", "---\n# facets: [processes]\nfacets: [people]\n---\n# T\n"),
+]
+
+
+def test_keeping_a_suggestion_edits_the_front_matter_in_its_own_style(page):
+    sign_in(page)
+    page.goto("/new")
+    for before, key, label, after in FRONT_MATTER_CASES:
+        assert page.evaluate("([m, k, l]) => withLabel(m, k, l)", [before, key, label]) == after, before
+
+
+@pytest.mark.parametrize(("before", "key", "label", "after"), [case for case in FRONT_MATTER_CASES if case[3]])
+def test_the_edited_front_matter_gives_the_kept_label(before, key, label, after):
+    from kb.parse import parse_bytes
+
+    parsed = parse_bytes(after.encode())
+    assert label in parsed.human_labels[key] and not parsed.warnings
