@@ -46,9 +46,10 @@ def test_baseline_needs_every_word_of_the_label_name(taxonomy):
 
 
 # Micro-F1 floors a change must keep, a little under the figures in the README (rules: 0.66 and 0.71;
-# rules and model: 0.80 and 0.84), so that a change that makes the tagger worse fails here.
+# rules and model: 0.815 and 0.857), so that a change that makes the tagger worse fails here. The model
+# trained with Adam instead of plain SGD scores 0.795 and 0.838, and fails.
 FLOORS = {"rules_predictor": {"facet": 0.65, "category": 0.69},
-          "model_predictor": {"facet": 0.78, "category": 0.82}}
+          "model_predictor": {"facet": 0.80, "category": 0.845}}
 
 
 @pytest.mark.parametrize("predictor", [rules_predictor, model_predictor])
