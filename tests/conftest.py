@@ -34,6 +34,13 @@ def database(request) -> str:
     return getattr(request, "param", "sqlite")
 
 
+def missing(message: str, required_by: str) -> None:
+    """Skip the tests that need a missing program; fail them instead in CI or when required_by is set."""
+    if os.environ.get("CI") or os.environ.get(required_by):
+        pytest.fail(message)
+    pytest.skip(message)
+
+
 @pytest.fixture(scope="session")
 def postgres_admin_url():
     """Return the URL of a PostgreSQL server for the tests: KB_TEST_POSTGRES_URL, or one started here."""
@@ -42,10 +49,7 @@ def postgres_admin_url():
         return
     bin_dir = find_bin_dir()
     if bin_dir is None:
-        message = "PostgreSQL is not installed (apt-get install postgresql); its tests cannot run"
-        if os.environ.get("CI") or os.environ.get("KB_REQUIRE_POSTGRES"):
-            pytest.fail(message)
-        pytest.skip(message)
+        missing("PostgreSQL is not installed (apt-get install postgresql); its tests cannot run", "KB_REQUIRE_POSTGRES")
     # Not under pytest's own temporary folder: the server's account must be able to reach its files.
     server = PostgresServer(Path(tempfile.mkdtemp(prefix="kb-test-postgres-")), bin_dir)
     url = server.start()

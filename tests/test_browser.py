@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import re
 from urllib.parse import parse_qs, urlsplit
 
@@ -12,7 +11,7 @@ from playwright.sync_api import expect, sync_playwright
 
 from app import cli, create_app
 from tests.browser import CHROMIUM_ARGS, LiveServer, copy_seed_sample, find_chromium
-from tests.conftest import ROOT, SEED
+from tests.conftest import ROOT, SEED, missing
 
 ARTIFACTS = ROOT / "test-artifacts" / "browser"
 USER, PASSWORD = "bea", "browser test password"
@@ -46,10 +45,7 @@ def browser():
     """Launch the installed Chromium; skip without one, or fail when CI or KB_REQUIRE_BROWSER asks for it."""
     executable = find_chromium()
     if executable is None:
-        message = "Chromium is not installed (apt-get install chromium); the browser tests cannot run"
-        if os.environ.get("CI") or os.environ.get("KB_REQUIRE_BROWSER"):
-            pytest.fail(message)
-        pytest.skip(message)
+        missing("Chromium is not installed (apt-get install chromium); the browser tests cannot run", "KB_REQUIRE_BROWSER")
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
         yield browser
