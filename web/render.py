@@ -46,7 +46,7 @@ def _text_of(markup: str) -> tuple[str, list[int]]:
 
 
 def _wraps_whole_tags(segment: str) -> bool:
-    """Return whether a stretch of markup only holds inline tags, each closed within it, and no mark."""
+    """Return whether a stretch of markup only holds inline tags (no block, no mark), each closed within it."""
     open_tags: list[str] = []
     for tag in TAG_RE.finditer(segment):
         closing, name = tag.group(1), tag.group(2)
@@ -79,25 +79,32 @@ def mark_evidence(rendered: Markup, evidence: dict[str, list[str]]) -> Markup:
     """Wrap each evidence sentence found in the rendered HTML in a <mark> naming its labels.
 
     Sentences are looked for in the text between tags, so one that runs through inline code or emphasis is
-    found too; it is marked only when the mark can hold those tags whole, and never inside another mark.
-    Evidence sentences have their white space collapsed, so any white space (a hard-wrapped line) matches it.
+    found too; it is marked only when the mark can hold those tags whole, and never where a longer sentence
+    is marked already. Evidence sentences have their white space collapsed, so any white space (a hard-wrapped
+    line) matches it.
     """
     by_sentence: dict[str, list[str]] = {}
     for label, sentences in evidence.items():
         for sentence in sentences:
             by_sentence.setdefault(sentence, []).append(label)
-    out = str(rendered)
+    markup = str(rendered)
+    text, where = _text_of(markup)
+    chosen: list[tuple[int, int, str]] = []  # where each mark starts and ends in markup, and its title
     for sentence, labels in sorted(by_sentence.items(), key=lambda item: -len(item[0])):
         escaped = html.escape(sentence, quote=False)
         if len(escaped) < 12:
             continue
-        title = html.escape("evidence for " + ", ".join(sorted(labels)))
-        text, where = _text_of(out)
         pattern = re.compile(r"\s+".join(re.escape(word) for word in escaped.split()))
         for match in pattern.finditer(text):
-            start, end = _widened(out, where[match.start()], where[match.end() - 1] + 1)
-            if out.rfind("<mark", 0, start) > out.rfind("</mark>", 0, start) or not _wraps_whole_tags(out[start:end]):
+            start, end = _widened(markup, where[match.start()], where[match.end() - 1] + 1)
+            if any(start < taken_end and taken_start < end for taken_start, taken_end, _ in chosen) \
+                    or not _wraps_whole_tags(markup[start:end]):
                 continue
-            out = f'{out[:start]}<mark class="evidence" title="{title}">{out[start:end]}</mark>{out[end:]}'
+            chosen.append((start, end, html.escape("evidence for " + ", ".join(sorted(labels)))))
             break
-    return Markup(out)
+    out, last = [], 0
+    for start, end, title in sorted(chosen):
+        out += [markup[last:start], f'<mark class="evidence" title="{title}">', markup[start:end], "</mark>"]
+        last = end
+    out.append(markup[last:])
+    return Markup("".join(out))
