@@ -1,5 +1,6 @@
 // The new and edit pages: a live preview with the tagger's suggested labels, and on the new page a template button.
 // The server renders and sanitises the preview (POST /api/preview); this script only places what it returns.
+
 // Return markdown with label added to the front matter list key ("facets" or "categories"): the list is
 // extended in the style it is written in (flow [a, b], a block of "- a" lines, or one bare label), the key is
 // added when missing, and front matter is added when there is none. Returns null for a shape it does not
@@ -163,9 +164,10 @@ window.withLabel = withLabel; // for the browser tests
     if (!source.value.trim()) {
       source.value = template;
     } else {
-      // Keep what is written: insert at the cursor.
+      // Keep what is written: insert the sections, without a second front matter, at the cursor.
+      const sections = template.replace(/^---\n[\s\S]*?\n---\n/, "");
       const at = source.selectionStart ?? source.value.length;
-      source.setRangeText(`\n${template}`, at, source.selectionEnd ?? at, "end");
+      source.setRangeText(`\n${sections}`, at, source.selectionEnd ?? at, "end");
     }
     source.focus();
     refresh();

@@ -188,7 +188,13 @@ def test_write_a_postmortem_in_the_form_and_find_it(page):
     page.goto("/new")
     markdown = page.locator("#markdown")
     page.locator("button[data-template]").click()
-    expect(markdown).to_have_value(re.compile(r"^## Root cause", re.MULTILINE))
+    expect(markdown).to_have_value(re.compile(r"^---\ndate: \d{4}-\d\d-\d\d\n[\s\S]*^## Root cause", re.MULTILINE))
+    # Into a text already begun, it inserts the sections at the cursor, without a second front matter.
+    markdown.fill("---\nseverity: SEV3\n---\n# Begun\n")
+    page.locator("button[data-template]").click()
+    value = markdown.input_value()
+    assert value.startswith("---\nseverity: SEV3\n---\n# Begun\n") and value.count("---\n") == 2, value
+    assert "## Contributing factors" in value
 
     markdown.fill(POSTMORTEM)
     expect(page.locator("#preview h1")).to_have_text(TITLE)
