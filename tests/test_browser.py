@@ -71,8 +71,12 @@ def live_url(tmp_path_factory):
 
 @pytest.fixture
 def page(request, browser, live_url):
-    """A page in a fresh browser context (no cookies from other tests); saved to test-artifacts/ on failure."""
-    context = browser.new_context(base_url=live_url, viewport={"width": 1280, "height": 900})
+    """A page in a fresh browser context (no cookies from other tests); saved to test-artifacts/ on failure.
+
+    Light colour scheme unless the test parametrizes the fixture with "dark".
+    """
+    context = browser.new_context(base_url=live_url, viewport={"width": 1280, "height": 900},
+                                  color_scheme=getattr(request, "param", "light"))
     context.set_default_timeout(TIMEOUT_MS)
     page = context.new_page()
     yield page
@@ -278,22 +282,17 @@ UNLABELLED = """() => [...document.querySelectorAll("input, select, textarea, bu
   .map((el) => el.outerHTML.slice(0, 120))"""
 
 
-@pytest.mark.parametrize("scheme", ["light", "dark"])
-def test_text_contrast_and_labels_in_both_colour_schemes(browser, live_url, scheme):
-    context = browser.new_context(base_url=live_url, color_scheme=scheme)
-    context.set_default_timeout(TIMEOUT_MS)
-    page = context.new_page()
-    try:
-        search_for(page, "drift")
-        ratios = page.evaluate(CONTRASTS, ["ol.results a.title", ".snippet", ".meta", ".summary", "a.chip.facet",
-                                            "a.chip.category", "aside.filters a", "mark", "button[type=submit]"])
-        assert all(ratio is not None and ratio >= 4.5 for ratio in ratios.values()), ratios
-        for path in ("/", "/search?q=drift", "/trends", "/login", "/no-such-page"):
-            page.goto(path)
-            assert page.evaluate(UNLABELLED) == [], path
-        assert page.evaluate("matchMedia('(prefers-color-scheme: dark)').matches") == (scheme == "dark")
-    finally:
-        context.close()
+@pytest.mark.parametrize("page", ["light", "dark"], indirect=True)
+def test_text_contrast_and_labels_in_both_colour_schemes(page, request):
+    search_for(page, "drift")
+    ratios = page.evaluate(CONTRASTS, ["ol.results a.title", ".snippet", ".meta", ".summary", "a.chip.facet",
+                                        "a.chip.category", "aside.filters a", "mark", "button[type=submit]"])
+    assert all(ratio is not None and ratio >= 4.5 for ratio in ratios.values()), ratios
+    for path in ("/", "/search?q=drift", "/trends", "/login", "/no-such-page"):
+        page.goto(path)
+        assert page.evaluate(UNLABELLED) == [], path
+    dark = request.node.callspec.params["page"] == "dark"
+    assert page.evaluate("matchMedia('(prefers-color-scheme: dark)').matches") == dark
 
 
 FRONT_MATTER_CASES = [
