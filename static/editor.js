@@ -46,8 +46,8 @@ window.withLabel = withLabel; // for the browser tests
   const preview = document.getElementById("preview");
   const tags = document.getElementById("suggested-tags");
   const status = document.getElementById("preview-status");
-  const token = document.querySelector("meta[name=csrf-token]").content;
-  const previewUrl = form.dataset.previewUrl || "/api/preview";
+  const token = form.elements.csrf_token.value;
+  const previewUrl = form.dataset.previewUrl;
   let timer = null;
   let latest = 0;
 

@@ -81,7 +81,7 @@ def test_the_new_page_offers_template_preview_and_suggestions(client, token):
     html = client.get("/new").get_data(as_text=True)
     for part in ('data-template', 'id="preview"', 'id="suggested-tags"', 'data-preview-url="/api/preview"',
                  '<template id="postmortem-template">', "## Root cause", "## Contributing factors",
-                 'name="csrf-token"', "editor.js", "Save postmortem"):
+                 'name="csrf_token"', "editor.js", "Save postmortem"):
         assert part in html, part
 
 
@@ -91,7 +91,7 @@ def test_the_edit_page_has_the_same_editor_without_the_template(client, kb, toke
     import_paths(kb, [write_md("2024-05-02-churn.md", DRAFT)])
     sign_in(client)
     html = client.get("/postmortems/2024-05-02-churn/edit").get_data(as_text=True)
-    for part in ('id="preview"', 'id="suggested-tags"', "data-editor", "editor.js", 'name="csrf-token"',
+    for part in ('id="preview"', 'id="suggested-tags"', "data-editor", "editor.js", 'name="csrf_token"',
                  'href="/postmortems/2024-05-02-churn">Cancel</a>'):
         assert part in html, part
     assert "data-template" not in html and 'type="file"' not in html
