@@ -122,17 +122,16 @@ def search_feed():
 @bp.get("/postmortems/<slug>")
 def postmortem_page(slug: str):
     kb = current_kb()
-    with kb.session() as db:
-        pm = get_postmortem(session=db, slug=slug)
-        tags = tags_for(session=db, postmortem_ids=[pm.id])[pm.id]
-    evidence = {tag.label_id: tag.evidence for tag, _kind in tags if tag.status != "rejected"}
-    body = mark_evidence(render_markdown(pm.body), evidence)
     try:
         related = similar(kb, slug)
     except NotFound:
         related = []
     with kb.session() as db:
+        pm = get_postmortem(session=db, slug=slug)
+        tags = tags_for(session=db, postmortem_ids=[pm.id])[pm.id]
         related_tags = tags_by_slug(session=db, slugs=[item.hit.slug for item in related])
+    evidence = {tag.label_id: tag.evidence for tag, _kind in tags if tag.status != "rejected"}
+    body = mark_evidence(render_markdown(pm.body), evidence)
     tagged = {tag.label_id for tag, _kind in tags}
     untagged = [(label, kind) for label, kind in kb.labels.items() if label not in tagged]
     return render_template("postmortem.html", pm=pm, tags=tags, body=body, related=related,
