@@ -30,7 +30,8 @@ def render_markdown(text: str) -> Markup:
 
 
 TAG_RE = re.compile(r"<(/?)([a-z0-9]+)[^>]*>")
-INLINE_TAGS = {"code", "em", "strong", "del", "a"}
+EMPHASIS_TAGS = ("code", "em", "strong", "del")  # attribute-free inline tags a mark may widen to take in
+INLINE_TAGS = {*EMPHASIS_TAGS, "a"}
 
 
 def _text_of(markup: str) -> tuple[str, list[int]]:
@@ -59,8 +60,8 @@ def _wraps_whole_tags(segment: str) -> bool:
     return not open_tags
 
 
-OPENING_AT_END = re.compile(r"<(?:code|em|strong|del)>$")
-CLOSING_AT_START = re.compile(r"</(?:code|em|strong|del)>")
+OPENING_AT_END = re.compile(rf"<(?:{'|'.join(EMPHASIS_TAGS)})>$")
+CLOSING_AT_START = re.compile(rf"</(?:{'|'.join(EMPHASIS_TAGS)})>")
 
 
 def _widened(markup: str, start: int, end: int) -> tuple[int, int]:
